@@ -1,0 +1,27 @@
+//! # resock — socket I/O that survives the real world
+//!
+//! A C program's socket code fails in a handful of ways: `recv` returns 0 (the peer sent
+//! FIN) or -1 with ECONNRESET (it sent RST); a write after the reset raises SIGPIPE and
+//! kills the process; a signal interrupts a read with EINTR; a short read tears a record.
+//! resock is the library those programs link (`-lresock`) instead of copying `readn` from a
+//! textbook, and the same code is a Rust crate.
+//!
+//! Modules:
+//!
+//! - [`io`]: exact-count reads and writes on raw fds ([`io::read_full`], [`io::write_full`],
+//!   [`io::write_vectored_full`], [`io::read_line`]) that never lose the count and never
+//!   raise SIGPIPE — the C calls `readn_sync`, `writen_sync`, `writev_sync`, `readline_sync`.
+//! - [`error`]: the [`Error`] type, errno classes ([`error::Class`]) and plain-words
+//!   explanations ([`error::explain`]).
+//!
+//! The C ABI lives in `src/ffi` (the only place with `extern "C"`) and is described by the
+//! generated header `include/resock.h`.
+
+pub mod error;
+pub mod io;
+
+mod ffi;
+mod sigpipe;
+mod sys;
+
+pub use error::{Class, Error, Partial};
