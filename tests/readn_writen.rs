@@ -1,0 +1,892 @@
+//! The contract of DESIGN §3, tested through the C ABI exactly as a C caller uses it:
+//! return values, errno, `*done`, on sockets, pipes, FIFOs and files.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+#[test]
+fn zero_bytes_make_no_syscall_and_accept_null() {
+    // fd -1 would give EBADF from any syscall: a 0 proves none was made.
+    for r in unsafe {
+        [
+            readn_sync(-1, std::ptr::null_mut(), 0),
+            writen_sync(-1, std::ptr::null(), 0),
+            writev_sync(-1, std::ptr::null(), 0),
+            readline_sync(-1, std::ptr::null_mut(), 0),
+        ]
+    } {
+        assert_eq!(r, 0);
+    }
+}
+
+#[test]
+fn null_buffer_with_bytes_is_einval() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    set_errno(0);
+    assert_eq!(
+        unsafe { readn_sync(a.as_raw_fd(), std::ptr::null_mut(), 1) },
+        -1
+    );
+    assert_eq!(errno(), libc::EINVAL);
+    set_errno(0);
+    assert_eq!(
+        unsafe { writen_sync(a.as_raw_fd(), std::ptr::null(), 1) },
+        -1
+    );
+    assert_eq!(errno(), libc::EINVAL);
+    set_errno(0);
+    assert_eq!(
+        unsafe { readline_sync(a.as_raw_fd(), std::ptr::null_mut(), 8) },
+        -1
+    );
+    assert_eq!(errno(), libc::EINVAL);
+}
+
+#[test]
+fn count_above_ssize_max_is_einval_without_a_syscall() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"still here").unwrap();
+    // A bogus pointer: had a syscall been made, the kernel would fault or consume data.
+    let bogus = 0x10 as *mut c_void;
+    let huge = isize::MAX as usize + 1;
+    set_errno(0);
+    assert_eq!(unsafe { readn_sync(b.as_raw_fd(), bogus, huge) }, -1);
+    assert_eq!(errno(), libc::EINVAL);
+    assert_eq!(unsafe { writen_sync(b.as_raw_fd(), bogus, usize::MAX) }, -1);
+    assert_eq!(errno(), libc::EINVAL);
+    let mut buf = [0u8; 10];
+    assert_eq!(readn(b.as_raw_fd(), &mut buf).0, 10);
+    assert_eq!(&buf, b"still here");
+}
+
+#[test]
+fn three_gib_to_dev_null_takes_several_clamped_writes() {
+    let len: usize = 3 << 30;
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let r = unsafe { writen_sync(null.as_raw_fd(), map, len) };
+    unsafe { libc::munmap(map, len) };
+    assert_eq!(r, len as isize);
+}
+
+#[test]
+fn short_reads_are_assembled_from_one_byte_and_random_chunks() {
+    for (label, tcp) in [("unix", false), ("tcp", true)] {
+        let (tx, rx): (Box<dyn Write + Send>, std::os::fd::OwnedFd) = if tcp {
+            let (a, b) = tcp_pair();
+            a.set_nodelay(true).unwrap();
+            (Box::new(a), b.into())
+        } else {
+            let (a, b) = UnixStream::pair().unwrap();
+            (Box::new(a), b.into())
+        };
+        let data = pattern(20_000, 1);
+        let sent = data.clone();
+        let writer = thread::spawn(move || {
+            let mut tx = tx;
+            // 200 single bytes, then pieces of pseudo-random size with pauses between.
+            for b in &sent[..200] {
+                tx.write_all(std::slice::from_ref(b)).unwrap();
+            }
+            let mut at = 200;
+            let mut step = 7usize;
+            while at < sent.len() {
+                step = (step * 31 + 17) % 1500 + 1;
+                let end = (at + step).min(sent.len());
+                tx.write_all(&sent[at..end]).unwrap();
+                at = end;
+                if step % 5 == 0 {
+                    thread::sleep(Duration::from_micros(300));
+                }
+            }
+        });
+        let mut buf = vec![0u8; data.len()];
+        let (r, e) = readn(rx.as_raw_fd(), &mut buf);
+        writer.join().unwrap();
+        assert_eq!(r, data.len() as isize, "{label}");
+        assert_eq!(e, 4242, "{label}: errno is untouched on success");
+        assert!(buf == data, "{label}: content differs");
+    }
+}
+
+#[test]
+fn eof_with_no_data_returns_zero_and_errno_zero() {
+    let (a, b) = UnixStream::pair().unwrap();
+    drop(a);
+    let mut buf = [0u8; 16];
+    assert_eq!(readn(b.as_raw_fd(), &mut buf), (0, 0));
+}
+
+#[test]
+fn eof_after_some_bytes_returns_the_short_count_and_errno_zero() {
+    let (mut a, b) = tcp_pair();
+    a.write_all(b"abcde").unwrap();
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut buf = [0u8; 16];
+    let (r, e, done) = readn_opts(b.as_raw_fd(), &mut buf, &opts(-1, 0));
+    assert_eq!((r, e, done), (5, 0, 5));
+    assert_eq!(&buf[..5], b"abcde");
+}
+
+#[test]
+fn eintr_while_blocked_is_retried_without_and_with_sa_restart() {
+    install_eintr_handler();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        tid_tx
+            .send(unsafe { libc::pthread_self() } as usize)
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let r = readn(b.as_raw_fd(), &mut buf);
+        (r, buf)
+    });
+    let tid = tid_rx.recv().unwrap() as libc::pthread_t;
+    let before = signals_seen();
+    // Interrupt the blocked recv several times before any data exists, then mid-message.
+    for _ in 0..5 {
+        thread::sleep(Duration::from_millis(10));
+        unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+    }
+    a.write_all(b"abcd").unwrap();
+    thread::sleep(Duration::from_millis(10));
+    unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+    thread::sleep(Duration::from_millis(10));
+    a.write_all(b"efgh").unwrap();
+    let ((r, e), buf) = reader.join().unwrap();
+    assert_eq!((r, e), (8, 4242));
+    assert_eq!(&buf, b"abcdefgh");
+    assert!(signals_seen() >= before + 6, "the handler ran");
+}
+
+#[test]
+fn eintr_storm_on_read_and_write_loses_nothing() {
+    for tcp in [false, true] {
+        let (tx, rx): (std::os::fd::OwnedFd, std::os::fd::OwnedFd) = if tcp {
+            let (a, b) = tcp_pair();
+            (a.into(), b.into())
+        } else {
+            let (a, b) = UnixStream::pair().unwrap();
+            (a.into(), b.into())
+        };
+        // Small buffers so both sides block often and the signals land inside syscalls
+        // (TCP gets 16 KiB: with a 4 KiB window loopback crawls on delayed ACKs).
+        let buf_size = if tcp { 16 << 10 } else { 4096 };
+        set_int_opt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, buf_size);
+        set_int_opt(rx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, buf_size);
+        let data = pattern(2 << 20, 2);
+        let sent = data.clone();
+        let writer = thread::spawn(move || {
+            let storm =
+                SignalStorm::start(unsafe { libc::pthread_self() }, Duration::from_micros(300));
+            let (r, e) = writen(tx.as_raw_fd(), &sent);
+            (r, e, storm.stop())
+        });
+        let storm = SignalStorm::start(unsafe { libc::pthread_self() }, Duration::from_micros(300));
+        let mut buf = vec![0u8; data.len()];
+        let mut at = 0;
+        // Read in uneven record sizes so many readn calls see the storm.
+        while at < buf.len() {
+            let n = (at % 65_521 + 4096).min(buf.len() - at);
+            let (r, e) = readn(rx.as_raw_fd(), &mut buf[at..at + n]);
+            assert_eq!((r, e), (n as isize, 4242));
+            at += n;
+        }
+        let read_signals = storm.stop();
+        let (wr, we, write_signals) = writer.join().unwrap();
+        assert_eq!((wr, we), (data.len() as isize, 4242));
+        assert!(buf == data, "tcp={tcp}: content differs");
+        assert!(read_signals > 10 && write_signals > 10, "the storm ran");
+    }
+}
+
+#[test]
+fn eintr_storm_on_pipes_loses_nothing() {
+    let (r, w) = pipe();
+    let data = pattern(2 << 20, 3);
+    let sent = data.clone();
+    let writer = thread::spawn(move || {
+        let storm = SignalStorm::start(unsafe { libc::pthread_self() }, Duration::from_micros(300));
+        let res = writen(w, &sent);
+        storm.stop();
+        close(w);
+        res
+    });
+    let storm = SignalStorm::start(unsafe { libc::pthread_self() }, Duration::from_micros(300));
+    let mut buf = vec![0u8; data.len()];
+    for chunk in buf.chunks_mut(10_007) {
+        assert_eq!(readn(r, chunk).0, chunk.len() as isize);
+    }
+    storm.stop();
+    assert_eq!(writer.join().unwrap(), (data.len() as isize, 4242));
+    assert!(buf == data);
+    let mut one = [0u8; 1];
+    assert_eq!(readn(r, &mut one), (0, 0), "EOF after the writer closed");
+    close(r);
+}
+
+#[test]
+fn return_on_eintr_lets_a_signal_cancel_and_keeps_the_count() {
+    install_eintr_handler();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"xyz").unwrap();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        tid_tx
+            .send(unsafe { libc::pthread_self() } as usize)
+            .unwrap();
+        let mut buf = [0u8; 10];
+        readn_opts(b.as_raw_fd(), &mut buf, &opts(-1, RETURN_ON_EINTR))
+    });
+    let tid = tid_rx.recv().unwrap() as libc::pthread_t;
+    // Keep signalling until the reader gives up (a signal may land before it blocks).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reader.is_finished() && Instant::now() < deadline {
+        unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(reader.join().unwrap(), (-1, libc::EINTR, 3));
+}
+
+#[test]
+fn rst_delivers_earlier_bytes_then_econnreset_with_the_count() {
+    let (a, b) = tcp_pair();
+    (&a).write_all(b"abc").unwrap();
+    thread::sleep(Duration::from_millis(20));
+    set_linger_zero(a.as_raw_fd());
+    drop(a);
+    thread::sleep(Duration::from_millis(20));
+    let mut buf = [0u8; 10];
+    let (r, e, done) = readn_opts(b.as_raw_fd(), &mut buf, &opts(-1, 0));
+    assert_eq!((r, e, done), (-1, libc::ECONNRESET, 3));
+    assert_eq!(&buf[..3], b"abc");
+    // A write after the RST fails, and (MSG_NOSIGNAL) the test process is still here.
+    let (r, e) = writen(b.as_raw_fd(), b"more");
+    assert_eq!(r, -1);
+    assert!(e == libc::EPIPE || e == libc::ECONNRESET, "errno {e}");
+}
+
+#[test]
+fn readn_sync_reports_econnreset_like_the_seed_describes() {
+    let (a, b) = tcp_pair();
+    set_linger_zero(a.as_raw_fd());
+    drop(a);
+    thread::sleep(Duration::from_millis(20));
+    let mut buf = [0u8; 4];
+    assert_eq!(readn(b.as_raw_fd(), &mut buf), (-1, libc::ECONNRESET));
+}
+
+#[test]
+fn a_peer_closing_with_unread_data_resets_us() {
+    let (a, b) = tcp_pair();
+    assert_eq!(writen(a.as_raw_fd(), b"the server never reads this").0, 27);
+    thread::sleep(Duration::from_millis(20));
+    drop(b); // unread data in its receive queue: the kernel sends RST, not FIN
+    thread::sleep(Duration::from_millis(20));
+    let mut buf = [0u8; 4];
+    assert_eq!(readn(a.as_raw_fd(), &mut buf), (-1, libc::ECONNRESET));
+}
+
+#[test]
+fn nonblocking_fds_poll_and_complete_with_a_slow_peer() {
+    let (a, b) = UnixStream::pair().unwrap();
+    set_nonblocking(a.as_raw_fd());
+    set_nonblocking(b.as_raw_fd());
+    // Read side: the peer trickles 64 bytes 8 at a time.
+    let writer = {
+        let a = a.try_clone().unwrap();
+        thread::spawn(move || {
+            for i in 0..8u8 {
+                thread::sleep(Duration::from_millis(3));
+                assert_eq!(writen(a.as_raw_fd(), &[i; 8]).0, 8);
+            }
+        })
+    };
+    let mut buf = [0u8; 64];
+    assert_eq!(readn(b.as_raw_fd(), &mut buf), (64, 4242));
+    writer.join().unwrap();
+    assert_eq!(buf[63], 7);
+    // Write side: 4 MiB into a full buffer while the peer drains slowly.
+    set_int_opt(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+    let data = pattern(4 << 20, 4);
+    let expect = data.clone();
+    let reader = {
+        let b = b.try_clone().unwrap();
+        thread::spawn(move || {
+            let mut got = vec![0u8; expect.len()];
+            for chunk in got.chunks_mut(256 << 10) {
+                thread::sleep(Duration::from_millis(2));
+                assert_eq!(readn(b.as_raw_fd(), chunk).0, chunk.len() as isize);
+            }
+            got == expect
+        })
+    };
+    assert_eq!(writen(a.as_raw_fd(), &data), (data.len() as isize, 4242));
+    assert!(reader.join().unwrap());
+}
+
+#[test]
+fn return_on_eagain_hands_back_partial_progress() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    set_nonblocking(b.as_raw_fd());
+    a.write_all(b"part").unwrap();
+    let mut buf = [0u8; 10];
+    assert_eq!(
+        readn_opts(b.as_raw_fd(), &mut buf, &opts(-1, RETURN_ON_EAGAIN)),
+        (-1, libc::EAGAIN, 4)
+    );
+    // Resume where it stopped: nothing was lost.
+    a.write_all(b"-rest!").unwrap();
+    assert_eq!(readn(b.as_raw_fd(), &mut buf[4..]).0, 6);
+    assert_eq!(&buf, b"part-rest!");
+    // Writes: fill the buffer until EAGAIN, with the count.
+    set_nonblocking(a.as_raw_fd());
+    let big = vec![7u8; 4 << 20];
+    let (r, e, done) = writen_opts(a.as_raw_fd(), &big, &opts(-1, RETURN_ON_EAGAIN));
+    assert_eq!((r, e), (-1, libc::EAGAIN));
+    assert!(done > 0 && done < big.len(), "done={done}");
+}
+
+#[test]
+fn so_rcvtimeo_returns_eagain_in_time_with_the_count() {
+    let (mut a, b) = tcp_pair();
+    set_timeout_opt(b.as_raw_fd(), libc::SO_RCVTIMEO, 100);
+    a.write_all(&[1u8; 50]).unwrap();
+    let mut buf = [0u8; 100];
+    let start = Instant::now();
+    let (r, e, done) = readn_opts(b.as_raw_fd(), &mut buf, &opts(-1, 0));
+    let took = start.elapsed();
+    assert_eq!((r, e, done), (-1, libc::EAGAIN, 50));
+    assert!(
+        took >= Duration::from_millis(90),
+        "returned before the timeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "polled past the caller's timeout: {took:?}"
+    );
+    // The legacy call too: -1/EAGAIN, never a poll past SO_RCVTIMEO.
+    let (r, e) = readn(b.as_raw_fd(), &mut buf);
+    assert_eq!((r, e), (-1, libc::EAGAIN));
+}
+
+#[test]
+fn so_sndtimeo_returns_eagain_with_the_count() {
+    let (a, _b) = tcp_pair();
+    set_timeout_opt(a.as_raw_fd(), libc::SO_SNDTIMEO, 100);
+    let big = vec![0u8; 64 << 20];
+    let start = Instant::now();
+    let (r, e, done) = writen_opts(a.as_raw_fd(), &big, &opts(-1, 0));
+    assert_eq!((r, e), (-1, libc::EAGAIN));
+    assert!(done > 0 && done < big.len());
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn deadlines_bound_blocking_reads_and_writes() {
+    // Socket read: half the bytes, then silence.
+    let (mut a, b) = tcp_pair();
+    a.write_all(&[9u8; 30]).unwrap();
+    let mut buf = [0u8; 60];
+    let start = Instant::now();
+    let res = readn_opts(b.as_raw_fd(), &mut buf, &opts(100, 0));
+    let took = start.elapsed();
+    assert_eq!(res, (-1, libc::ETIMEDOUT, 30));
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+
+    // Socket write: the peer never reads.
+    let big = vec![0u8; 64 << 20];
+    let start = Instant::now();
+    let (r, e, done) = writen_opts(a.as_raw_fd(), &big, &opts(100, 0));
+    assert_eq!((r, e), (-1, libc::ETIMEDOUT));
+    assert!(done > 0 && done < big.len());
+    assert!(start.elapsed() < Duration::from_secs(5));
+
+    // Blocking pipe read and write (no MSG_DONTWAIT there: polled before each syscall).
+    let (pr, pw) = pipe();
+    assert_eq!(writen(pw, b"12345").0, 5);
+    let start = Instant::now();
+    assert_eq!(
+        readn_opts(pr, &mut buf, &opts(100, 0)),
+        (-1, libc::ETIMEDOUT, 5)
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let start = Instant::now();
+    let (r, e, done) = writen_opts(pw, &big[..1 << 20], &opts(100, 0));
+    assert_eq!((r, e), (-1, libc::ETIMEDOUT));
+    assert!(
+        done >= 60_000 && done < 1 << 20,
+        "a pipe holds 64 KiB: done={done}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    close(pr);
+    close(pw);
+
+    // timeout 0 moves what is ready and nothing more.
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"ready").unwrap();
+    assert_eq!(
+        readn_opts(b.as_raw_fd(), &mut buf[..5], &opts(0, 0)),
+        (5, 4242, 5)
+    );
+    assert_eq!(
+        readn_opts(b.as_raw_fd(), &mut buf[..5], &opts(0, 0)),
+        (-1, libc::ETIMEDOUT, 0)
+    );
+}
+
+#[test]
+fn a_deadline_that_is_met_returns_everything() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let writer = thread::spawn(move || {
+        for _ in 0..10 {
+            thread::sleep(Duration::from_millis(2));
+            assert_eq!(writen(a.as_raw_fd(), &[3u8; 100]).0, 100);
+        }
+    });
+    let mut buf = [0u8; 1000];
+    assert_eq!(
+        readn_opts(b.as_raw_fd(), &mut buf, &opts(10_000, 0)),
+        (1000, 4242, 1000)
+    );
+    writer.join().unwrap();
+}
+
+#[test]
+fn partial_writes_through_tiny_buffers_over_tcp_and_a_shrunk_pipe() {
+    let (a, b) = tcp_pair();
+    // The writer's buffer is tiny so every send is partial; the reader's window is kept at
+    // 16 KiB because a 4 KiB one makes loopback crawl on delayed ACKs.
+    set_int_opt(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+    set_int_opt(b.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 16 << 10);
+    let data = pattern(4 << 20, 5);
+    let expect = data.clone();
+    let reader = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        let mut got = Vec::with_capacity(expect.len());
+        let mut chunk = [0u8; 1024];
+        let mut reads = 0u32;
+        while got.len() < expect.len() {
+            let n = (&b).read(&mut chunk).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&chunk[..n]);
+            reads += 1;
+            if reads % 512 == 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        got == expect
+    });
+    assert_eq!(writen(a.as_raw_fd(), &data), (data.len() as isize, 4242));
+    assert!(reader.join().unwrap());
+
+    let (r, w) = pipe();
+    assert_eq!(unsafe { libc::fcntl(w, libc::F_SETPIPE_SZ, 4096) }, 4096);
+    let data = pattern(1 << 20, 6);
+    let expect = data.clone();
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; expect.len()];
+        let mut at = 0;
+        while at < got.len() {
+            let n =
+                unsafe { libc::read(r, got[at..].as_mut_ptr().cast(), 1000.min(got.len() - at)) };
+            assert!(n > 0);
+            at += n as usize;
+        }
+        close(r);
+        got == expect
+    });
+    assert_eq!(writen(w, &data), (data.len() as isize, 4242));
+    close(w);
+    assert!(reader.join().unwrap());
+}
+
+#[test]
+fn bad_fds_and_wrong_fd_kinds() {
+    let mut buf = [0u8; 4];
+    // A closed fd.
+    let (r, w) = pipe();
+    close(r);
+    close(w);
+    assert_eq!(readn(r, &mut buf), (-1, libc::EBADF));
+    assert_eq!(writen(w, b"x"), (-1, libc::EBADF));
+    // The write end of a pipe used for reading, and the read end for writing.
+    let (r, w) = pipe();
+    assert_eq!(readn(w, &mut buf), (-1, libc::EBADF));
+    assert_eq!(writen(r, b"x"), (-1, libc::EBADF));
+    close(r);
+    close(w);
+    // A directory.
+    let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+    assert_eq!(readn(dir.as_raw_fd(), &mut buf), (-1, libc::EISDIR));
+}
+
+#[test]
+fn a_buffer_with_an_unmapped_tail_gives_the_count_then_efault() {
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    unsafe { libc::munmap(map.cast::<u8>().add(page).cast(), page) };
+    // A pipe: read(2) copies what it can before the fault.
+    let (r, w) = pipe();
+    let data = pattern(2 * page, 7);
+    let writer = thread::spawn(move || {
+        let _ = writen(w, &data);
+        close(w);
+    });
+    let mut done = 0;
+    let res = unsafe { resock_readn(r, map, 2 * page, std::ptr::null(), &mut done) };
+    let e = errno();
+    close(r);
+    writer.join().unwrap();
+    unsafe { libc::munmap(map, page) };
+    assert_eq!((res, e), (-1, libc::EFAULT));
+    assert_eq!(done, page, "every byte before the bad page is reported");
+}
+
+#[test]
+fn regular_files_and_fifos() {
+    let dir = tempdir();
+    let path = dir.join("data");
+    let data = pattern(100_000, 8);
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let mut buf = vec![0u8; 60_000];
+    assert_eq!(readn(file.as_raw_fd(), &mut buf), (60_000, 4242));
+    assert!(buf[..] == data[..60_000]);
+    // Shorter than asked: the rest, then EOF with errno 0.
+    assert_eq!(readn(file.as_raw_fd(), &mut buf), (40_000, 0));
+    let out = std::fs::File::create(dir.join("out")).unwrap();
+    assert_eq!(writen(out.as_raw_fd(), &data), (100_000, 4242));
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), data);
+
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let sent = data.clone();
+    let writer = thread::spawn(move || {
+        let w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        writen(w.as_raw_fd(), &sent)
+    });
+    let r = std::fs::File::open(dir.join("fifo")).unwrap();
+    let mut got = vec![0u8; data.len()];
+    assert_eq!(readn(r.as_raw_fd(), &mut got), (100_000, 4242));
+    assert_eq!(writer.join().unwrap(), (100_000, 4242));
+    assert!(got == data);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn thirty_two_mib_over_tcp_arrive_intact() {
+    let (a, b) = tcp_pair();
+    let data = pattern(32 << 20, 9);
+    let sum: u64 = data.iter().map(|&x| u64::from(x)).sum();
+    let writer = thread::spawn(move || writen(a.as_raw_fd(), &data));
+    let mut got = vec![0u8; 32 << 20];
+    assert_eq!(readn(b.as_raw_fd(), &mut got), (32 << 20, 4242));
+    assert_eq!(writer.join().unwrap(), (32 << 20, 4242));
+    assert_eq!(got.iter().map(|&x| u64::from(x)).sum::<u64>(), sum);
+    assert!(got == pattern(32 << 20, 9));
+}
+
+#[test]
+fn many_threads_on_distinct_fds_at_once() {
+    let workers: Vec<_> = (0..16u64)
+        .map(|i| {
+            thread::spawn(move || {
+                let (a, b) = UnixStream::pair().unwrap();
+                let data = pattern(2 << 20, 100 + i);
+                let expect = data.clone();
+                let writer = thread::spawn(move || {
+                    for rec in data.chunks(4096 + i as usize) {
+                        assert_eq!(writen(a.as_raw_fd(), rec).0, rec.len() as isize);
+                    }
+                });
+                let mut got = vec![0u8; expect.len()];
+                for rec in got.chunks_mut(3000 + i as usize) {
+                    assert_eq!(readn(b.as_raw_fd(), rec).0, rec.len() as isize);
+                }
+                writer.join().unwrap();
+                got == expect
+            })
+        })
+        .collect();
+    for w in workers {
+        assert!(w.join().unwrap());
+    }
+}
+
+#[test]
+fn errno_is_untouched_on_success_and_exact_on_failure() {
+    let (a, b) = UnixStream::pair().unwrap();
+    assert_eq!(writen(a.as_raw_fd(), b"1234"), (4, 4242));
+    let mut buf = [0u8; 4];
+    assert_eq!(readn(b.as_raw_fd(), &mut buf), (4, 4242));
+    drop(b);
+    assert_eq!(writen(a.as_raw_fd(), b"x"), (-1, libc::EPIPE));
+}
+
+#[test]
+fn writev_sends_everything_in_order_and_validates_its_array() {
+    let (a, b) = tcp_pair();
+    set_int_opt(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+    let parts: Vec<Vec<u8>> = (0..40u64)
+        .map(|i| pattern(10_000 + i as usize * 997, i))
+        .collect();
+    let iov: Vec<iovec> = parts
+        .iter()
+        .map(|p| iovec {
+            iov_base: p.as_ptr() as *mut c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let snapshot: Vec<(usize, usize)> = iov
+        .iter()
+        .map(|v| (v.iov_base as usize, v.iov_len))
+        .collect();
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let expect: Vec<u8> = parts.concat();
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; total];
+        assert_eq!(readn(b.as_raw_fd(), &mut got).0, total as isize);
+        got == expect
+    });
+    let mut done = 0;
+    let r = unsafe {
+        resock_writev(
+            a.as_raw_fd(),
+            iov.as_ptr(),
+            iov.len() as c_int,
+            std::ptr::null(),
+            &mut done,
+        )
+    };
+    assert_eq!((r, done), (total as isize, total));
+    assert!(reader.join().unwrap());
+    let after: Vec<(usize, usize)> = iov
+        .iter()
+        .map(|v| (v.iov_base as usize, v.iov_len))
+        .collect();
+    assert_eq!(snapshot, after, "the caller's const array is not modified");
+
+    let fd = a.as_raw_fd();
+    let bad = [iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 3,
+    }];
+    for (ptr, cnt) in [
+        (bad.as_ptr(), 1),
+        (std::ptr::null(), 2),
+        (iov.as_ptr(), -1),
+        (iov.as_ptr(), 1025),
+    ] {
+        set_errno(0);
+        assert_eq!(unsafe { writev_sync(fd, ptr, cnt) }, -1);
+        assert_eq!(errno(), libc::EINVAL);
+    }
+    let huge = [
+        iovec {
+            iov_base: 0x10 as *mut c_void,
+            iov_len: isize::MAX as usize,
+        },
+        iovec {
+            iov_base: 0x10 as *mut c_void,
+            iov_len: 2,
+        },
+    ];
+    set_errno(0);
+    assert_eq!(unsafe { writev_sync(fd, huge.as_ptr(), 2) }, -1);
+    assert_eq!(errno(), libc::EINVAL);
+}
+
+#[test]
+fn writev_to_a_pipe_with_a_hundred_entries() {
+    let (r, w) = pipe();
+    let parts: Vec<Vec<u8>> = (0..100u64).map(|i| pattern(3000, 50 + i)).collect();
+    let iov: Vec<iovec> = parts
+        .iter()
+        .map(|p| iovec {
+            iov_base: p.as_ptr() as *mut c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let expect = parts.concat();
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; 300_000];
+        let res = readn(r, &mut got);
+        close(r);
+        (res.0, got)
+    });
+    assert_eq!(unsafe { writev_sync(w, iov.as_ptr(), 100) }, 300_000);
+    close(w);
+    let (n, got) = reader.join().unwrap();
+    assert_eq!(n, 300_000);
+    assert!(got == expect);
+}
+
+#[test]
+fn opts_are_validated_before_any_syscall() {
+    let mut buf = [0u8; 4];
+    // fd -1: any syscall would answer EBADF, so EINVAL/E2BIG prove none was made.
+    let mut o = opts(-1, 0);
+    o.struct_size -= 1;
+    assert_eq!(readn_opts(-1, &mut buf, &o), (-1, libc::EINVAL, 0));
+    assert_eq!(
+        readn_opts(-1, &mut buf, &opts(-2, 0)),
+        (-1, libc::EINVAL, 0)
+    );
+    assert_eq!(
+        readn_opts(-1, &mut buf, &opts(-1, 4)),
+        (-1, libc::EINVAL, 0)
+    );
+    assert_eq!(
+        writen_opts(-1, &buf, &opts(i32::MIN, 0)),
+        (-1, libc::EINVAL, 0)
+    );
+    // A bigger struct from a newer header: fine while the fields we do not know are zero.
+    #[repr(C)]
+    struct Bigger {
+        base: IoOpts,
+        extra: u64,
+    }
+    let mut big = Bigger {
+        base: opts(-1, 0),
+        extra: 0,
+    };
+    big.base.struct_size = std::mem::size_of::<Bigger>();
+    let p = (&big as *const Bigger).cast::<IoOpts>();
+    let mut done = 9;
+    set_errno(0);
+    assert_eq!(
+        unsafe { resock_readn(-1, buf.as_mut_ptr().cast(), 4, p, &mut done) },
+        -1
+    );
+    assert_eq!(
+        (errno(), done),
+        (libc::EBADF, 0),
+        "accepted, so the kernel answered"
+    );
+    big.extra = 1;
+    assert_eq!(
+        unsafe { resock_readn(-1, buf.as_mut_ptr().cast(), 4, p, &mut done) },
+        -1
+    );
+    assert_eq!(errno(), libc::E2BIG);
+    // NULL opts and NULL done are the defaults.
+    let (x, y) = UnixStream::pair().unwrap();
+    assert_eq!(
+        unsafe {
+            resock_writen(
+                x.as_raw_fd(),
+                b"ok".as_ptr().cast(),
+                2,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+            )
+        },
+        2
+    );
+    assert_eq!(
+        unsafe {
+            resock_readn(
+                y.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                2,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+            )
+        },
+        2
+    );
+    unsafe { resock_io_opts_init(std::ptr::null_mut()) };
+}
+
+#[test]
+fn readline_mixes_with_readn_without_losing_a_byte() {
+    let check = |reader: i32, writer: i32| {
+        let msg = b"HELLO 5\nworldLINE two\nrecord!tail without newline";
+        assert_eq!(writen(writer, msg).0, msg.len() as isize);
+        close(writer);
+        let mut line = [0u8; 64];
+        let n = unsafe { readline_sync(reader, line.as_mut_ptr().cast(), line.len()) };
+        assert_eq!(&line[..n as usize + 1], b"HELLO 5\n\0");
+        let mut body = [0u8; 5];
+        assert_eq!(readn(reader, &mut body).0, 5);
+        assert_eq!(&body, b"world");
+        let n = unsafe { readline_sync(reader, line.as_mut_ptr().cast(), line.len()) };
+        assert_eq!(&line[..n as usize], b"LINE two\n");
+        let mut rec = [0u8; 7];
+        assert_eq!(readn(reader, &mut rec).0, 7);
+        assert_eq!(&rec, b"record!");
+        // A long line: maxlen - 1 bytes, NUL-terminated; the rest stays in the fd.
+        let n = unsafe { readline_sync(reader, line.as_mut_ptr().cast(), 5) };
+        assert_eq!(&line[..5], b"tail\0");
+        assert_eq!(n, 4);
+        set_errno(4242);
+        let n = unsafe { readline_sync(reader, line.as_mut_ptr().cast(), line.len()) };
+        assert_eq!((n, errno()), (16, 0), "EOF mid-line: the bytes, errno 0");
+        assert_eq!(&line[..17], b" without newline\0");
+        let n = unsafe { readline_sync(reader, line.as_mut_ptr().cast(), line.len()) };
+        assert_eq!((n, errno(), line[0]), (0, 0, 0), "EOF before any byte");
+    };
+    let (a, b) = UnixStream::pair().unwrap();
+    check(b.into_raw_fd(), a.into_raw_fd());
+    let (x, y) = tcp_pair();
+    check(y.into_raw_fd(), x.into_raw_fd());
+    let (r, w) = pipe();
+    check(r, w);
+}
+
+#[test]
+fn readline_with_a_deadline_times_out_with_the_count() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"no newline yet").unwrap();
+    let mut line = [0u8; 64];
+    let mut done = 0;
+    let o = opts(50, 0);
+    set_errno(0);
+    let r = unsafe { resock_readline(b.as_raw_fd(), line.as_mut_ptr().cast(), 64, &o, &mut done) };
+    assert_eq!((r, errno(), done), (-1, libc::ETIMEDOUT, 14));
+    assert_eq!(&line[..15], b"no newline yet\0");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "resock-test-{}-{:?}",
+        std::process::id(),
+        thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
