@@ -7,7 +7,7 @@
 //! - Sockets are read with `recv(MSG_WAITALL)`, so a whole message costs one syscall, and
 //!   written with `send(MSG_NOSIGNAL)`, so a write after RST returns EPIPE instead of killing
 //!   the process. Other fds (pipes, FIFOs, files, ttys) fall back to `read`/`write` on the
-//!   first ENOTSOCK, writes under the per-thread [`SigpipeGuard`](crate::sigpipe).
+//!   first ENOTSOCK, and their writes run under a per-thread SIGPIPE mask.
 //! - On an `O_NONBLOCK` fd, EAGAIN means "not yet": the call polls and goes on. On a blocking
 //!   socket EAGAIN means the caller's SO_RCVTIMEO/SO_SNDTIMEO expired, and is returned.
 //! - A deadline ([`Opts::timeout`]) bounds the whole call on blocking fds too, and expiry
