@@ -138,7 +138,7 @@ fn run(exe: &Path, args: &[&str], grind: bool) -> String {
             let mut c = Command::new(vg);
             c.args([
                 "-q",
-                "--error-exitcode=97",
+                "--error-exitcode=1",
                 "--leak-check=full",
                 "--errors-for-leak-kinds=definite",
             ])
