@@ -13,15 +13,27 @@
 //!   raise SIGPIPE — the C calls `readn_sync`, `writen_sync`, `writev_sync`, `readline_sync`.
 //! - [`error`]: the [`Error`] type, errno classes ([`error::Class`]) and plain-words
 //!   explanations ([`error::explain`]).
+//! - [`net`]: resolve, connect with a timeout, listen, TCP_NODELAY, keepalive and
+//!   TCP_USER_TIMEOUT.
+//! - [`backoff`]: the reconnect schedule, pure and deterministic under a seed.
+//! - [`dial`]: the [`dial::Dialer`], the seed's `goto next` loop done right.
+//! - [`client`]: the [`client::Client`] thread that dials, runs a session, reconnects.
+//! - [`log`]: where resock's (rate-limited) messages go; silent by default.
 //!
 //! The C ABI lives in `src/ffi` (the only place with `extern "C"`) and is described by the
 //! generated header `include/resock.h`.
 
+pub mod backoff;
+pub mod client;
+pub mod dial;
 pub mod error;
 pub mod io;
+pub mod log;
+pub mod net;
 
 mod ffi;
 mod sigpipe;
 mod sys;
+mod wake;
 
 pub use error::{Class, Error, Partial};

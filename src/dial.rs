@@ -1,0 +1,458 @@
+//! The Dialer: the seed's `goto next` reconnect loop, done right.
+//!
+//! The seed's client reconnects in a busy loop against a dead server and resets nothing
+//! when a server accepts and drops at once. A [`Dialer`] waits out a [`Backoff`] schedule
+//! between attempts (measured from each attempt's start), connects with a timeout, applies
+//! the dead-peer options (TCP_NODELAY, keepalive, TCP_USER_TIMEOUT), and learns from
+//! [`Dialer::hangup`] how long each connection lived, so accept-then-close flapping keeps
+//! backing off. Every wait is a poll on a wake fd: [`Dialer::stop`] from any thread ends a
+//! connect or a backoff at once.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use resock::dial::{DialConfig, Dialer};
+//! use resock::io::{read_full, Opts};
+//!
+//! let dialer = Dialer::new(DialConfig::new("127.0.0.1", "7000"))?;
+//! loop {
+//!     let fd = dialer.dial()?; // waits out the backoff; Err(ECANCELED) once stopped
+//!     let mut rec = [0u8; 64];
+//!     while read_full(&fd, &mut rec, &Opts::default()).is_ok() {
+//!         // handle the record
+//!     }
+//!     dialer.hangup(fd)?;
+//! }
+//! # Ok::<(), resock::Error>(())
+//! ```
+
+use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::backoff::{Backoff, BackoffConfig};
+use crate::error::Error;
+use crate::log::{Level, RateLimit, log};
+use crate::net::{self, Keepalive};
+use crate::wake::{self, Wake, Woken};
+
+/// Where a dialer or client is. In C: `RESOCK_STATE_*`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum State {
+    /// Not dialing: before the first dial, or between a hangup and the next dial.
+    #[default]
+    Idle = 0,
+    /// A connect is in progress.
+    Connecting = 1,
+    /// Connected; the fd is with the caller (or the client's session).
+    Connected = 2,
+    /// Waiting out the backoff before the next attempt.
+    Backoff = 3,
+    /// Stopped for good.
+    Stopped = 4,
+}
+
+/// A snapshot of a dialer's or client's counters. In C: `resock_stats`.
+///
+/// Invariant: `attempts == connects + failures` (attempts cut short by a stop or a reset
+/// are not counted).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Where it is now.
+    pub state: State,
+    /// Finished connection attempts.
+    pub attempts: u64,
+    /// Attempts that connected.
+    pub connects: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// Failures with ECONNREFUSED (nothing listening).
+    pub refused: u64,
+    /// Failures with ETIMEDOUT (no answer within the connect timeout).
+    pub timeouts: u64,
+    /// Connections that lived less than `stable_after_ms` (accept-then-close servers).
+    pub flaps: u64,
+    /// Connections that ended with an orderly EOF (client only).
+    pub eofs: u64,
+    /// Connections that ended with ECONNRESET (client only).
+    pub resets: u64,
+    /// The current backoff delay in milliseconds (0 when not backing off).
+    pub backoff_ms: u64,
+    /// The errno of the last failure (0 if none).
+    pub last_errno: i32,
+    /// Bytes read by the client's record loop (client only).
+    pub bytes_in: u64,
+    /// Bytes written by `send` (client only).
+    pub bytes_out: u64,
+}
+
+/// How to reach the server and how to retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialConfig {
+    /// A name, an IP literal, or `unix:/path`. Resolved again on every attempt.
+    pub host: String,
+    /// A port number or service name (ignored for `unix:` hosts).
+    pub port: String,
+    /// Limit for one attempt over all resolved addresses (None: the kernel's, ~2 min).
+    pub connect_timeout: Option<Duration>,
+    /// The reconnect schedule.
+    pub backoff: BackoffConfig,
+    /// Attempts one [`Dialer::dial`] makes before it gives up (0 = forever).
+    pub max_attempts: u32,
+    /// TCP_NODELAY on connected sockets.
+    pub nodelay: bool,
+    /// TCP keepalive on connected sockets (None = off).
+    pub keepalive: Option<Keepalive>,
+    /// TCP_USER_TIMEOUT on connected sockets (None = the kernel default).
+    pub user_timeout: Option<Duration>,
+    /// Seed of the jitter; None draws one at random (clients must not share a schedule).
+    pub seed: Option<u64>,
+}
+
+impl DialConfig {
+    /// The defaults of DESIGN §5 for `host`:`port`: connect timeout 10 s, backoff 100 ms
+    /// doubling to 30 s with jitter 0.5, stable after 2 s, TCP_NODELAY, keepalive 15/5/3,
+    /// TCP_USER_TIMEOUT 30 s.
+    pub fn new(host: &str, port: &str) -> Self {
+        DialConfig {
+            host: host.to_string(),
+            port: port.to_string(),
+            connect_timeout: Some(Duration::from_secs(10)),
+            backoff: BackoffConfig::default(),
+            max_attempts: 0,
+            nodelay: true,
+            keepalive: Some(Keepalive {
+                idle: Duration::from_secs(15),
+                interval: Duration::from_secs(5),
+                count: 3,
+            }),
+            user_timeout: Some(Duration::from_secs(30)),
+            seed: None,
+        }
+    }
+
+    /// Checks the configuration up front.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (EINVAL) for an empty host or port, a zero connect timeout,
+    /// zero keepalive timings, or a bad backoff (see [`BackoffConfig::validate`]).
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.host.is_empty() {
+            return Err(Error::InvalidInput("empty host"));
+        }
+        if self.port.is_empty() && net::unix_path(&self.host).is_none() {
+            return Err(Error::InvalidInput("empty port"));
+        }
+        if self.connect_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidInput("connect timeout is 0"));
+        }
+        if let Some(k) = self.keepalive
+            && (k.idle.is_zero() || k.interval.is_zero() || k.count == 0)
+        {
+            return Err(Error::InvalidInput("keepalive timings must be > 0"));
+        }
+        self.backoff.validate()
+    }
+}
+
+struct Schedule {
+    backoff: Backoff,
+    /// When the next attempt may start (None: at once).
+    next_attempt_at: Option<Instant>,
+    /// When the last attempt started: flaps back off from there.
+    last_attempt_start: Option<Instant>,
+    /// When the current connection was made.
+    connected_at: Option<Instant>,
+}
+
+/// Connects with backoff, and learns from each hangup; see the module docs.
+///
+/// All methods take `&self`: share a dialer between the thread that dials and the threads
+/// that may stop or reset it.
+pub struct Dialer {
+    config: DialConfig,
+    wake: Wake,
+    stopped: AtomicBool,
+    schedule: Mutex<Schedule>,
+    stats: Mutex<Stats>,
+    connect_log: RateLimit,
+    flap_log: RateLimit,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("host", &self.config.host)
+            .field("port", &self.config.port)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Dialer {
+    /// A dialer for `config`; no connection is made yet.
+    ///
+    /// # Errors
+    ///
+    /// EINVAL for a bad configuration (see [`DialConfig::validate`]); the eventfd error if
+    /// the wake fd cannot be created (EMFILE).
+    pub fn new(config: DialConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
+        Ok(Dialer {
+            wake: Wake::new()?,
+            stopped: AtomicBool::new(false),
+            schedule: Mutex::new(Schedule {
+                backoff: Backoff::new(config.backoff, seed),
+                next_attempt_at: None,
+                last_attempt_start: None,
+                connected_at: None,
+            }),
+            stats: Mutex::new(Stats::default()),
+            connect_log: RateLimit::new(Duration::from_secs(1)),
+            flap_log: RateLimit::new(Duration::from_secs(1)),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DialConfig {
+        &self.config
+    }
+
+    /// Waits out the backoff, then connects; repeats until a connection is made. The
+    /// returned fd is the caller's; give it back with [`Dialer::hangup`] when the
+    /// connection ends, so the dialer learns how long it lived.
+    ///
+    /// # Errors
+    ///
+    /// ECANCELED once [`Dialer::stop`] was called (also when it interrupts a connect or a
+    /// backoff wait); the last connect error when `max_attempts` attempts failed.
+    pub fn dial(&self) -> Result<OwnedFd, Error> {
+        let mut failed_here = 0u32;
+        loop {
+            if self.stopped.load(Ordering::Acquire) {
+                self.set_state(State::Stopped);
+                return Err(Error::from_errno(libc::ECANCELED));
+            }
+            let next = self.lock_schedule().next_attempt_at;
+            if let Some(at) = next.filter(|&at| at > Instant::now()) {
+                self.update(|s| {
+                    s.state = State::Backoff;
+                    s.backoff_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64;
+                });
+                if wake::wait(None, 0, Some(&self.wake), Some(at))? == Woken::Wake {
+                    // A stop or a reset: both are re-read at the top of the loop.
+                    self.wake.drain();
+                    continue;
+                }
+            }
+            self.set_state(State::Connecting);
+            let start = Instant::now();
+            self.lock_schedule().last_attempt_start = Some(start);
+            let result = net::connect_cancelable(
+                &self.config.host,
+                &self.config.port,
+                self.config.connect_timeout,
+                Some(&self.wake),
+            );
+            match result {
+                Ok(fd) => {
+                    self.configure(&fd);
+                    self.lock_schedule().connected_at = Some(Instant::now());
+                    self.update(|s| {
+                        s.attempts += 1;
+                        s.connects += 1;
+                        s.backoff_ms = 0;
+                        s.state = State::Connected;
+                    });
+                    log(
+                        Level::Info,
+                        format_args!("connected to {}:{}", self.config.host, self.config.port),
+                    );
+                    return Ok(fd);
+                }
+                Err(e) if e.errno() == libc::ECANCELED => {
+                    // Stopped (returned at the top) or reset (retry at once): not counted.
+                    self.wake.drain();
+                }
+                Err(e) => {
+                    failed_here += 1;
+                    let delay = {
+                        let mut schedule = self.lock_schedule();
+                        let delay = schedule.backoff.next_delay();
+                        schedule.next_attempt_at = Some(start + delay);
+                        delay
+                    };
+                    let errno = e.errno();
+                    self.update(|s| {
+                        s.attempts += 1;
+                        s.failures += 1;
+                        s.refused += u64::from(errno == libc::ECONNREFUSED);
+                        s.timeouts += u64::from(errno == libc::ETIMEDOUT);
+                        s.last_errno = errno;
+                    });
+                    if let Some(held) = self.connect_log.allow() {
+                        log(
+                            Level::Warn,
+                            format_args!(
+                                "connect to {}:{} failed: {e}; next attempt in {} ms{}",
+                                self.config.host,
+                                self.config.port,
+                                delay.as_millis(),
+                                held_back(held)
+                            ),
+                        );
+                    }
+                    if self.config.max_attempts > 0 && failed_here >= self.config.max_attempts {
+                        self.set_state(State::Idle);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes `fd` (a connection from [`Dialer::dial`]) and notes how long it lived. One
+    /// that lived at least `stable_after` resets the backoff, and the next dial waits
+    /// uniform `[0, initial]`; a shorter one is a flap and the backoff keeps growing.
+    /// Returns how long the connection lived.
+    ///
+    /// # Errors
+    ///
+    /// The close error (the fd is gone either way).
+    pub fn hangup(&self, fd: OwnedFd) -> Result<Duration, Error> {
+        // SAFETY: we own the fd and close it exactly once.
+        let closed = unsafe { libc::close(fd.into_raw_fd()) };
+        let close_error = (closed < 0).then(std::io::Error::last_os_error);
+        let (lived, flap) = {
+            let mut schedule = self.lock_schedule();
+            let now = Instant::now();
+            let lived = schedule
+                .connected_at
+                .take()
+                .map_or(Duration::ZERO, |at| now - at);
+            let flap = match schedule.backoff.on_disconnect(lived) {
+                Some(first_retry) => {
+                    schedule.next_attempt_at = Some(now + first_retry);
+                    false
+                }
+                None => {
+                    let from = schedule.last_attempt_start.unwrap_or(now);
+                    schedule.next_attempt_at = Some(from + schedule.backoff.next_delay());
+                    true
+                }
+            };
+            (lived, flap)
+        };
+        self.update(|s| {
+            s.flaps += u64::from(flap);
+            if s.state == State::Connected {
+                s.state = State::Idle;
+            }
+        });
+        if flap && let Some(held) = self.flap_log.allow() {
+            log(
+                Level::Warn,
+                format_args!(
+                    "connection to {}:{} lived only {} ms (< {} ms): a flap, backing off{}",
+                    self.config.host,
+                    self.config.port,
+                    lived.as_millis(),
+                    self.config.backoff.stable_after.as_millis(),
+                    held_back(held)
+                ),
+            );
+        }
+        match close_error {
+            Some(e) => Err(e.into()),
+            None => Ok(lived),
+        }
+    }
+
+    /// Stops the dialer for good, from any thread: a dial blocked in a connect or a backoff
+    /// returns ECANCELED at once, and every later dial too.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.set_state(State::Stopped);
+        self.wake.signal();
+    }
+
+    /// True once [`Dialer::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Forgets the backoff (the network came back): the next attempt starts at once, and a
+    /// dial waiting out a backoff stops waiting.
+    pub fn reset(&self) {
+        {
+            let mut schedule = self.lock_schedule();
+            schedule.backoff.reset();
+            schedule.next_attempt_at = None;
+        }
+        self.wake.signal();
+    }
+
+    /// A consistent snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Updates the counters under their lock (the client adds its own).
+    pub(crate) fn update(&self, f: impl FnOnce(&mut Stats)) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let stopped = stats.state == State::Stopped;
+        f(&mut stats);
+        if stopped {
+            stats.state = State::Stopped;
+        }
+    }
+
+    fn set_state(&self, state: State) {
+        self.update(|s| s.state = state);
+    }
+
+    fn lock_schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies the dead-peer options. They only exist for TCP; a failure is logged, not
+    /// fatal: the connection works without them.
+    fn configure(&self, fd: &OwnedFd) {
+        if net::unix_path(&self.config.host).is_some() {
+            return;
+        }
+        let results = [
+            (
+                "TCP_NODELAY",
+                net::set_nodelay(fd.as_fd(), self.config.nodelay),
+            ),
+            (
+                "keepalive",
+                net::set_keepalive(fd.as_fd(), self.config.keepalive),
+            ),
+            (
+                "TCP_USER_TIMEOUT",
+                net::set_user_timeout(fd.as_fd(), self.config.user_timeout),
+            ),
+        ];
+        for (name, result) in results {
+            if let Err(e) = result {
+                log(Level::Warn, format_args!("setting {name} failed: {e}"));
+            }
+        }
+    }
+}
+
+fn held_back(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} similar messages held back)")
+    }
+}

@@ -1,0 +1,290 @@
+//! Resolving, connecting with a timeout, listening, and the socket options that decide how
+//! fast a dead peer is noticed — through socket2, not hand-rolled setsockopt.
+//!
+//! A `host` is a name, an IPv4 or IPv6 literal, or `unix:/path` (AF_UNIX; the port is then
+//! ignored). A `port` is a number or a service name. Names are resolved on every call, so a
+//! reconnect follows DNS changes, and each address is tried in turn within the time left.
+//! Every fd created here is close-on-exec.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let listener = resock::net::listen(Some("127.0.0.1"), "0", 0)?;
+//! let port = resock::net::local_port(&listener)?.to_string();
+//! let conn = resock::net::connect("127.0.0.1", &port, Some(Duration::from_secs(1)))?;
+//! resock::net::set_nodelay(&conn, true)?;
+//! # Ok::<(), resock::Error>(())
+//! ```
+
+use std::ffi::CString;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockAddr, SockRef, Socket, TcpKeepalive, Type};
+
+use crate::error::Error;
+use crate::wake::{self, Wake, Woken};
+
+/// TCP keepalive settings: a dead idle peer is noticed after about
+/// `idle + interval · count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe (TCP_KEEPIDLE).
+    pub idle: Duration,
+    /// Time between probes (TCP_KEEPINTVL).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped with ETIMEDOUT (TCP_KEEPCNT).
+    pub count: u32,
+}
+
+/// The path of a `unix:/path` host, if it is one.
+pub(crate) fn unix_path(host: &str) -> Option<&str> {
+    host.strip_prefix("unix:")
+}
+
+/// Resolves `host` and `port` to the addresses to try, in the resolver's order.
+/// `host` None means every local address (for listening).
+///
+/// # Errors
+///
+/// EINVAL for a bad port or a string with a NUL byte; EHOSTUNREACH when the name does not
+/// resolve (a DNS outage is cured by retrying later, like an unreachable host); EAGAIN for
+/// a temporary resolver failure.
+pub fn resolve(host: Option<&str>, port: &str) -> Result<Vec<SocketAddr>, Error> {
+    let c_host = host
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| Error::InvalidInput("host contains a NUL byte"))?;
+    let c_port = CString::new(port).map_err(|_| Error::InvalidInput("port contains a NUL byte"))?;
+    // SAFETY: addrinfo is plain data; zeroed is the documented way to start hints.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    hints.ai_flags = if host.is_none() { libc::AI_PASSIVE } else { 0 };
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C strings (or NULL host), valid hints, and an out-pointer.
+    let rc = unsafe {
+        libc::getaddrinfo(
+            c_host.as_ref().map_or(std::ptr::null(), |h| h.as_ptr()),
+            c_port.as_ptr(),
+            &hints,
+            &mut list,
+        )
+    };
+    if rc != 0 {
+        return Err(match rc {
+            libc::EAI_SYSTEM => Error::Os(io::Error::last_os_error()),
+            libc::EAI_AGAIN => Error::from_errno(libc::EAGAIN),
+            libc::EAI_MEMORY => Error::from_errno(libc::ENOMEM),
+            libc::EAI_SERVICE | libc::EAI_SOCKTYPE | libc::EAI_BADFLAGS => {
+                Error::InvalidInput("port is not a number or a known service")
+            }
+            _ => Error::from_errno(libc::EHOSTUNREACH),
+        });
+    }
+    let mut addrs = Vec::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: getaddrinfo returned a valid list; each ai_addr matches its ai_family.
+        let ai = unsafe { &*at };
+        match ai.ai_family {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET entry holds a sockaddr_in.
+                let sin = unsafe { &*ai.ai_addr.cast::<libc::sockaddr_in>() };
+                addrs.push(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                    u16::from_be(sin.sin_port),
+                )));
+            }
+            libc::AF_INET6 => {
+                // SAFETY: an AF_INET6 entry holds a sockaddr_in6.
+                let sin6 = unsafe { &*ai.ai_addr.cast::<libc::sockaddr_in6>() };
+                addrs.push(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )));
+            }
+            _ => {}
+        }
+        at = ai.ai_next;
+    }
+    // SAFETY: the list came from getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    addrs.dedup();
+    Ok(addrs)
+}
+
+/// Connects to `host`:`port`, trying each address in turn within the time left of
+/// `timeout` (None: the kernel's own, about two minutes for an unanswered SYN).
+///
+/// # Errors
+///
+/// The last address's connect error (ECONNREFUSED when nothing listens), ETIMEDOUT when the
+/// time ran out, or a resolve error (see [`resolve`]).
+pub fn connect(host: &str, port: &str, timeout: Option<Duration>) -> Result<OwnedFd, Error> {
+    connect_cancelable(host, port, timeout, None)
+}
+
+/// [`connect`] that gives up with ECANCELED when `wake` is signalled.
+pub(crate) fn connect_cancelable(
+    host: &str,
+    port: &str,
+    timeout: Option<Duration>,
+    wake: Option<&Wake>,
+) -> Result<OwnedFd, Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    if let Some(path) = unix_path(host) {
+        let addr = SockAddr::unix(path)?;
+        return connect_one(&addr, Domain::UNIX, deadline, wake);
+    }
+    let addrs = resolve(Some(host), port)?;
+    let mut last = Error::from_errno(libc::EHOSTUNREACH);
+    for addr in addrs {
+        match connect_one(
+            &SockAddr::from(addr),
+            Domain::for_address(addr),
+            deadline,
+            wake,
+        ) {
+            Ok(fd) => return Ok(fd),
+            // The time is spent, or a stop came: no address after this one may start.
+            Err(e) if matches!(e, Error::TimedOut) || e.errno() == libc::ECANCELED => {
+                return Err(e);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// One nonblocking connect, polled against the deadline and the wake fd, then SO_ERROR.
+fn connect_one(
+    addr: &SockAddr,
+    domain: Domain,
+    deadline: Option<Instant>,
+    wake: Option<&Wake>,
+) -> Result<OwnedFd, Error> {
+    let socket = Socket::new(domain, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(addr) {
+        Ok(()) => {}
+        // EINTR: the connect goes on asynchronously, exactly as after EINPROGRESS.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {
+            match wake::wait(Some(socket.as_raw_fd()), libc::POLLOUT, wake, deadline)? {
+                Woken::Ready => {
+                    if let Some(err) = socket.take_error()? {
+                        return Err(err.into());
+                    }
+                }
+                Woken::Wake => return Err(Error::from_errno(libc::ECANCELED)),
+                Woken::Timeout => return Err(Error::TimedOut),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    socket.set_nonblocking(false)?;
+    Ok(socket.into())
+}
+
+/// Binds and listens: SO_REUSEADDR (a restarted server rebinds at once despite TIME_WAIT),
+/// `backlog <= 0` for the kernel's maximum (net.core.somaxconn). `host` None listens on
+/// every address, IPv6 and IPv4 on one socket where the system has IPv6.
+///
+/// # Errors
+///
+/// EADDRINUSE when the port is taken, resolve errors, and the socket calls' own.
+pub fn listen(host: Option<&str>, port: &str, backlog: i32) -> Result<OwnedFd, Error> {
+    // The kernel clamps any larger value to net.core.somaxconn: asking for the most gets it.
+    let backlog = if backlog <= 0 { i32::MAX } else { backlog };
+    if let Some(path) = host.and_then(unix_path) {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        socket.listen(backlog)?;
+        return Ok(socket.into());
+    }
+    let host = host.filter(|h| !h.is_empty());
+    let mut addrs = resolve(host, port)?;
+    if host.is_none() {
+        // One dual-stack IPv6 socket covers both families; IPv4 is the fallback.
+        addrs.sort_by_key(|a| a.is_ipv4());
+    }
+    let mut last = Error::from_errno(libc::EADDRNOTAVAIL);
+    for addr in addrs {
+        match listen_one(addr, backlog, host.is_none()) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn listen_one(addr: SocketAddr, backlog: i32, dual_stack: bool) -> Result<OwnedFd, Error> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() && dual_stack {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// The local port a socket is bound to (after listening on port "0").
+///
+/// # Errors
+///
+/// The getsockname error, or EINVAL for a socket that has no port (AF_UNIX).
+pub fn local_port(fd: impl AsFd) -> Result<u16, Error> {
+    let addr = SockRef::from(&fd).local_addr()?;
+    addr.as_socket()
+        .map(|a| a.port())
+        .ok_or(Error::InvalidInput("the socket has no port"))
+}
+
+/// Turns Nagle's algorithm off (`on`) or back on: TCP_NODELAY. With Nagle on, a small
+/// write waits while earlier data is unacknowledged, and with the peer's delayed ACK a
+/// write-write-read exchange stalls about 40 ms.
+///
+/// # Errors
+///
+/// The setsockopt error (ENOTSOCK, EOPNOTSUPP on AF_UNIX).
+pub fn set_nodelay(fd: impl AsFd, on: bool) -> io::Result<()> {
+    SockRef::from(&fd).set_tcp_nodelay(on)
+}
+
+/// Enables TCP keepalive with these timings, or disables it (`None`). Linux's defaults
+/// would notice a dead idle peer only after about 2 h 11 min.
+///
+/// # Errors
+///
+/// The setsockopt error.
+pub fn set_keepalive(fd: impl AsFd, keepalive: Option<Keepalive>) -> io::Result<()> {
+    let sock = SockRef::from(&fd);
+    match keepalive {
+        None => sock.set_keepalive(false),
+        Some(k) => sock.set_tcp_keepalive(
+            &TcpKeepalive::new()
+                .with_time(k.idle)
+                .with_interval(k.interval)
+                .with_retries(k.count),
+        ),
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the kernel
+/// drops the connection with ETIMEDOUT (`None`: the kernel default, up to ~20 minutes of
+/// retransmissions). Keepalive does not cover a peer that vanishes while data is in flight;
+/// this does.
+///
+/// # Errors
+///
+/// The setsockopt error.
+pub fn set_user_timeout(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()> {
+    SockRef::from(&fd).set_tcp_user_timeout(timeout)
+}
