@@ -50,6 +50,32 @@
 #define RESOCK_ABI_VERSION 1
 
 /**
+ * Where a dialer or client is. In C: `RESOCK_STATE_*`.
+ */
+typedef enum resock_state {
+  /**
+   * Not dialing: before the first dial, or between a hangup and the next dial.
+   */
+  RESOCK_STATE_IDLE = 0,
+  /**
+   * A connect is in progress.
+   */
+  RESOCK_STATE_CONNECTING = 1,
+  /**
+   * Connected; the fd is with the caller (or the client's session).
+   */
+  RESOCK_STATE_CONNECTED = 2,
+  /**
+   * Waiting out the backoff before the next attempt.
+   */
+  RESOCK_STATE_BACKOFF = 3,
+  /**
+   * Stopped for good.
+   */
+  RESOCK_STATE_STOPPED = 4,
+} resock_state;
+
+/**
  * What an errno means for a connection, coarse enough to decide what to do next.
  *
  * In C these are the `RESOCK_CLASS_*` constants returned by `resock_classify`.
@@ -106,6 +132,208 @@ typedef enum resock_class {
 } resock_class;
 
 /**
+ * How serious a message is. In C: `RESOCK_LEVEL_*`.
+ */
+typedef enum resock_log_level {
+  /**
+   * Something failed that the caller must know about.
+   */
+  RESOCK_LOG_LEVEL_ERROR = 0,
+  /**
+   * Something failed and resock is handling it (a refused connect, a flap).
+   */
+  RESOCK_LOG_LEVEL_WARN = 1,
+  /**
+   * A state change (connected, reconnecting).
+   */
+  RESOCK_LOG_LEVEL_INFO = 2,
+} resock_log_level;
+
+/**
+ * A running client: opaque; create with resock_client_start, free with
+ * resock_client_free.
+ */
+typedef struct resock_client resock_client;
+
+/**
+ * A dialer: opaque; create with resock_dialer_new, free with resock_dialer_free.
+ */
+typedef struct resock_dialer resock_dialer;
+
+/**
+ * How a dialer reaches its server and retries. Initialise with resock_dial_config_init(),
+ * then set `host` and `port` (copied by resock_dialer_new: they need not outlive it).
+ */
+typedef struct resock_dial_config {
+  /**
+   * sizeof(resock_dial_config): lets the struct grow without breaking old callers.
+   */
+  size_t struct_size;
+  /**
+   * A name, an IPv4/IPv6 literal, or "unix:/path". Resolved again on every attempt.
+   */
+  const char *host;
+  /**
+   * A port number or service name (may be NULL for "unix:" hosts).
+   */
+  const char *port;
+  /**
+   * Limit for one attempt over all addresses, ms (10000). -1: the kernel's (~2 min).
+   */
+  int connect_timeout_ms;
+  /**
+   * First delay after a failure, ms (100); must be > 0.
+   */
+  int backoff_initial_ms;
+  /**
+   * Cap on the delay, ms (30000); must be >= backoff_initial_ms.
+   */
+  int backoff_max_ms;
+  /**
+   * Growth per consecutive failure (2.0); must be >= 1.
+   */
+  double backoff_multiplier;
+  /**
+   * Random fraction of each delay (0.5), in [0, 1]: the delay is uniform in
+   * [d(1-j), d], with d capped first.
+   */
+  double backoff_jitter;
+  /**
+   * Only a connection that lived this long (ms, 2000) resets the backoff; a shorter one
+   * is a flap (accept-then-close) and the backoff keeps growing.
+   */
+  int stable_after_ms;
+  /**
+   * Attempts one resock_dial makes before it fails with the last errno (0 = forever).
+   */
+  unsigned int max_attempts;
+  /**
+   * Non-zero: TCP_NODELAY on connected sockets (1).
+   */
+  int nodelay;
+  /**
+   * Keepalive idle time, s (15); 0 turns keepalive off.
+   */
+  int keepalive_idle_s;
+  /**
+   * Keepalive probe interval, s (5).
+   */
+  int keepalive_intvl_s;
+  /**
+   * Unanswered keepalive probes before the connection drops (3).
+   */
+  int keepalive_cnt;
+  /**
+   * TCP_USER_TIMEOUT, ms (30000); 0 = the kernel default.
+   */
+  int user_timeout_ms;
+} resock_dial_config;
+
+/**
+ * A reconnecting client's configuration. Initialise with resock_client_config_init(),
+ * then set `dial.host`, `dial.port` and either `record_size` + `on_record` or `session`.
+ */
+typedef struct resock_client_config {
+  /**
+   * sizeof(resock_client_config).
+   */
+  size_t struct_size;
+  /**
+   * How to connect and retry (its own struct_size must be set too: the init does it).
+   */
+  struct resock_dial_config dial;
+  /**
+   * Non-zero: read records of exactly this size and call on_record for each (the seed's
+   * readn(datalen) loop); a torn record is never delivered. 0: call `session`.
+   */
+  size_t record_size;
+  /**
+   * After each connect (handshake, resubscribe); return non-zero to hang up and retry
+   * after the backoff. May be NULL.
+   */
+  int (*on_connect)(int fd, void *user);
+  /**
+   * Each whole record (record mode; required there). `rec` is valid during the call.
+   */
+  void (*on_record)(const void *rec, size_t len, void *user);
+  /**
+   * record_size 0: owns the connection's I/O until it returns; must not close `fd`.
+   */
+  void (*session)(int fd, void *user);
+  /**
+   * After each connection ends: its RESOCK_CLASS_* (RESOCK_CLASS_OK with errno
+   * ECANCELED when a stop ended it, with errno 0 when the session returned or on_connect
+   * refused it), the errno, and how long it lived in ms. May be NULL.
+   */
+  void (*on_disconnect)(int cls, int errnum, int64_t lived_ms, void *user);
+  /**
+   * Passed to every callback.
+   */
+  void *user;
+} resock_client_config;
+
+/**
+ * A snapshot of a dialer's or client's counters. In C: `resock_stats`.
+ *
+ * Invariant: `attempts == connects + failures` (attempts cut short by a stop or a reset
+ * are not counted).
+ */
+typedef struct resock_stats {
+  /**
+   * Where it is now.
+   */
+  enum resock_state state;
+  /**
+   * Finished connection attempts.
+   */
+  uint64_t attempts;
+  /**
+   * Attempts that connected.
+   */
+  uint64_t connects;
+  /**
+   * Attempts that failed.
+   */
+  uint64_t failures;
+  /**
+   * Failures with ECONNREFUSED (nothing listening).
+   */
+  uint64_t refused;
+  /**
+   * Failures with ETIMEDOUT (no answer within the connect timeout).
+   */
+  uint64_t timeouts;
+  /**
+   * Connections that lived less than `stable_after_ms` (accept-then-close servers).
+   */
+  uint64_t flaps;
+  /**
+   * Connections that ended with an orderly EOF (client only).
+   */
+  uint64_t eofs;
+  /**
+   * Connections that ended with ECONNRESET (client only).
+   */
+  uint64_t resets;
+  /**
+   * The current backoff delay in milliseconds (0 when not backing off).
+   */
+  uint64_t backoff_ms;
+  /**
+   * The errno of the last failure (0 if none).
+   */
+  int32_t last_errno;
+  /**
+   * Bytes read by the client's record loop (client only).
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written by `send` (client only).
+   */
+  uint64_t bytes_out;
+} resock_stats;
+
+/**
  * Options for resock_readn, resock_writen, resock_writev and resock_readline.
  * Initialise with resock_io_opts_init(), then change fields: a struct from a newer header
  * is accepted as long as the fields this library does not know are zero.
@@ -130,6 +358,163 @@ typedef struct resock_io_opts {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Fills `cfg` with the defaults: the dial defaults (see resock_dial_config), no
+ * callbacks, record_size 0. A NULL `cfg` is ignored.
+ *
+ * # Safety
+ * `cfg` is NULL or points to writable memory of sizeof(resock_client_config) bytes.
+ */
+void resock_client_config_init(struct resock_client_config *cfg);
+
+/**
+ * Starts a client thread that dials (with the dialer's backoff), runs the records loop or
+ * the session, and reconnects whenever the connection ends, until stopped. Callbacks run
+ * on that thread with no resock lock held; they may call resock_client_send and
+ * resock_client_stop. Returns NULL with errno EINVAL for a bad configuration (the dial
+ * rules, plus: record_size > 0 without on_record, record_size 0 without session), or the
+ * error of creating the thread.
+ *
+ * # Safety
+ * `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay valid until
+ * resock_client_join returned or resock_client_free.
+ */
+struct resock_client *resock_client_start(const struct resock_client_config *cfg);
+
+/**
+ * Writes all `n` bytes to the live connection (serialised with other senders, never
+ * raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up
+ * (nothing is buffered for later), EPIPE/ECONNRESET when it died meanwhile, EINVAL for a
+ * NULL client or buffer.
+ *
+ * # Safety
+ * `c` is NULL or a live client; `buf` points to `n` readable bytes.
+ */
+int resock_client_send(struct resock_client *c, const void *buf, size_t n);
+
+/**
+ * Stops the client; callable from any thread and from inside its callbacks; never blocks.
+ * The thread leaves a connect, a backoff or a blocked read at once (the live socket is
+ * shut down). NULL is ignored.
+ *
+ * # Safety
+ * `c` is NULL or a live client.
+ */
+void resock_client_stop(struct resock_client *c);
+
+/**
+ * Waits up to `timeout_ms` (-1: for ever) for the client thread to end after a stop (or
+ * after max_attempts ran out). Returns 0 once joined — no callback runs after that — or
+ * -1 with errno: ETIMEDOUT (still running), EDEADLK (called from a callback), EINVAL.
+ *
+ * # Safety
+ * `c` is NULL or a live client.
+ */
+int resock_client_join(struct resock_client *c, int timeout_ms);
+
+/**
+ * Copies a snapshot of the client's counters into `*out` (the dialer's, plus eofs,
+ * resets, bytes_in, bytes_out). Either pointer NULL: errno EINVAL, `*out` untouched.
+ *
+ * # Safety
+ * `c` is NULL or a live client; `out` is NULL or writable.
+ */
+void resock_client_stats(const struct resock_client *c, struct resock_stats *out);
+
+/**
+ * Stops the client, waits for its thread (unless called from one of its callbacks: then
+ * the thread finishes on its own after the callback returns) and frees it. NULL is
+ * ignored.
+ *
+ * # Safety
+ * `c` is NULL or a live client that no other thread uses any more; it is invalid after.
+ */
+void resock_client_free(struct resock_client *c);
+
+/**
+ * Fills `cfg` with the defaults (see each field); `host` and `port` are NULL. A NULL
+ * `cfg` is ignored.
+ *
+ * # Safety
+ * `cfg` is NULL or points to writable memory of sizeof(resock_dial_config) bytes.
+ */
+void resock_dial_config_init(struct resock_dial_config *cfg);
+
+/**
+ * Creates a dialer for `cfg` (copied; no connection is made yet). Returns NULL with errno
+ * EINVAL for a bad configuration: NULL cfg or host, a NULL port for TCP, backoff initial
+ * 0, multiplier < 1, max < initial, jitter outside [0, 1], negative values, a
+ * struct_size that is too small (E2BIG: unknown non-zero trailing fields).
+ *
+ * # Safety
+ * `cfg` is NULL or a valid resock_dial_config of `cfg->struct_size` bytes.
+ */
+struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
+
+/**
+ * Waits out the backoff, then connects, until a connection is made: returns a connected
+ * fd that the caller owns (give it back with resock_hangup), or -1 with errno: ECANCELED
+ * once resock_dialer_stop was called (it also interrupts a connect or a backoff wait);
+ * the last connect errno (ECONNREFUSED, ETIMEDOUT, ...) when max_attempts attempts
+ * failed; EINVAL for a NULL dialer.
+ *
+ * The seed's client becomes:
+ * `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
+ * handle(buf); resock_hangup(d, fd); }`
+ *
+ * # Safety
+ * `d` is NULL or a live dialer.
+ */
+int resock_dial(struct resock_dialer *d);
+
+/**
+ * Closes `fd` (a connection from resock_dial) and notes how long it lived: one that lived
+ * stable_after_ms resets the backoff (the next dial waits uniform [0, initial]); a shorter
+ * one is a flap and the backoff keeps growing. Returns 0, or -1 with errno: EBADF for a
+ * negative fd (nothing is noted), EINVAL for a NULL dialer (the fd is not closed), or the
+ * close error (the fd is gone either way).
+ *
+ * # Safety
+ * `d` is NULL or a live dialer; `fd` is an fd the caller owns and gives up.
+ */
+int resock_hangup(struct resock_dialer *d, int fd);
+
+/**
+ * Stops the dialer for good; callable from any thread. A resock_dial blocked in a
+ * connect or a backoff returns -1/ECANCELED at once, and so does every later one. NULL is
+ * ignored.
+ *
+ * # Safety
+ * `d` is NULL or a live dialer.
+ */
+void resock_dialer_stop(struct resock_dialer *d);
+
+/**
+ * Forgets the backoff (the network came back): the next attempt starts at once, even if
+ * a resock_dial is waiting right now. Callable from any thread; NULL is ignored.
+ *
+ * # Safety
+ * `d` is NULL or a live dialer.
+ */
+void resock_dialer_reset(struct resock_dialer *d);
+
+/**
+ * Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
+ * + failures). Either pointer NULL: errno EINVAL, `*out` untouched.
+ *
+ * # Safety
+ * `d` is NULL or a live dialer; `out` is NULL or writable.
+ */
+void resock_dialer_stats(const struct resock_dialer *d, struct resock_stats *out);
+
+/**
+ * Frees a dialer (stop it first if another thread may be dialing). NULL is ignored.
+ *
+ * # Safety
+ * `d` is NULL or a live dialer that no other thread uses any more; it is invalid after.
+ */
+void resock_dialer_free(struct resock_dialer *d);
 
 /**
  * Fills `opts` with the defaults of the _sync calls: struct_size set, no deadline, no
@@ -294,6 +679,76 @@ int resock_classify(int errnum);
  * from readn_sync with errno 0 (EOF) also ends the connection, but 0 is not an error here.
  */
 int resock_should_reconnect(int errnum);
+
+/**
+ * Sends resock's log lines (connect failures, flaps, state changes; rate-limited to one
+ * line per second per kind, with the count held back) to `f(level, msg, user)`, or
+ * silences them (`f` NULL, the default). `level` is a RESOCK_LOG_LEVEL_* value; `msg` is
+ * valid only during the call. `f` runs on whichever thread logs, with no resock lock
+ * held, and must be thread-safe.
+ *
+ * # Safety
+ * `f` (if not NULL) and `user` stay valid until the next resock_set_log call.
+ */
+void resock_set_log(void (*f)(int level, const char *msg, void *user), void *user);
+
+/**
+ * Connects to `host`:`port` and returns a connected, blocking, close-on-exec fd that the
+ * caller owns, or -1 with errno.
+ *
+ * `host` is a name, an IPv4 or IPv6 literal, or "unix:/path" (then `port` is ignored and
+ * may be NULL); `port` a number or service name. The name is resolved on every call and
+ * each address is tried in turn, each within the time left of `timeout_ms` (-1: the
+ * kernel's own limit, about two minutes for an unanswered SYN).
+ *
+ * Errors: ECONNREFUSED (nothing listens), ETIMEDOUT (the time ran out), EHOSTUNREACH
+ * (unreachable, or the name does not resolve), EINVAL (NULL host, NULL port for TCP,
+ * timeout_ms 0 or below -1, a port that is not a number or service).
+ *
+ * # Safety
+ * `host` and `port` are NULL or NUL-terminated strings.
+ */
+int resock_connect(const char *host, const char *port, int timeout_ms);
+
+/**
+ * Binds `host`:`port` and listens; returns the listening fd (close-on-exec, SO_REUSEADDR
+ * so a restarted server rebinds at once), or -1 with errno.
+ *
+ * `host` NULL (or "") listens on every address — IPv6 and IPv4 on one socket where IPv6
+ * exists; "unix:/path" binds an AF_UNIX socket at that path (which must not exist).
+ * `port` "0" picks a free port. `backlog <= 0` asks for the kernel's maximum
+ * (net.core.somaxconn): a small backlog is why `ab -c 1000` sees "Connection reset by
+ * peer". Errors: EADDRINUSE, EACCES, EINVAL (NULL port for TCP).
+ *
+ * # Safety
+ * `host` and `port` are NULL or NUL-terminated strings.
+ */
+int resock_listen(const char *host, const char *port, int backlog);
+
+/**
+ * Turns Nagle's algorithm off (`on` non-zero: TCP_NODELAY) or on. Without it, a small
+ * write waits for the ACK of earlier data, and with the peer's delayed ACK a
+ * write-write-read exchange stalls ~40 ms. Returns 0, or -1 with errno (EBADF, ENOTSOCK,
+ * EOPNOTSUPP for AF_UNIX).
+ */
+int resock_set_nodelay(int fd, int on);
+
+/**
+ * Enables TCP keepalive: the first probe after `idle_s` seconds of silence, then every
+ * `intvl_s` seconds, dropping the connection (ETIMEDOUT) after `cnt` unanswered probes.
+ * `idle_s` 0 turns keepalive off (then `intvl_s` and `cnt` are ignored). Linux's defaults
+ * notice a dead peer only after ~2 h 11 min. Returns 0, or -1 with errno (EINVAL for
+ * negative values, or a zero interval or count with keepalive on).
+ */
+int resock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt);
+
+/**
+ * Sets TCP_USER_TIMEOUT: after `ms` milliseconds with sent data unacknowledged, the
+ * kernel drops the connection and reads and writes fail with ETIMEDOUT (0: the kernel
+ * default, up to ~20 minutes of retransmissions). The only way a blocked writen_sync fails
+ * fast on a vanished peer. Returns 0, or -1 with errno.
+ */
+int resock_set_user_timeout(int fd, unsigned int ms);
 
 #ifdef __cplusplus
 }  // extern "C"

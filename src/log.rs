@@ -1,7 +1,7 @@
 //! Logging: silent by default; one sink for the whole library, set by the application.
 //!
 //! Reconnect loops fail often and for long (a server down for an hour), so their messages
-//! go through a [`RateLimit`]: one line per interval, with the number held back.
+//! go through a rate limit: one line per interval, with the number held back.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,13 +19,16 @@ pub enum Level {
     Info = 2,
 }
 
+/// A log sink: receives each message with its level.
+pub type LogSink = Box<dyn Fn(Level, &str) + Send + Sync>;
+
 type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
 /// Sends resock's log messages to `sink` (None: silence, the default). The sink runs on
 /// whichever thread logs, with no resock lock held, so it may call back into resock.
-pub fn set_log(sink: Option<Box<dyn Fn(Level, &str) + Send + Sync>>) {
+pub fn set_log(sink: Option<LogSink>) {
     let sink: Option<Sink> = sink.map(Arc::from);
     *SINK.write().unwrap_or_else(|e| e.into_inner()) = sink;
 }

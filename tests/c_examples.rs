@@ -273,9 +273,9 @@ fn finish_server(child: Child) -> String {
 /// The seed's client and server exchange checksummed records through a server crash
 /// (half a record, then RST), an outage with refused connects, and a restart on the same
 /// port: every record the client accepts is intact, the torn one is discarded.
-fn seed_pair_through_a_restart(link: Link, grind_client: bool) {
+fn seed_pair_through_a_restart(client: &str, link: Link, grind_client: bool) {
     let server = build("seed_server", link);
-    let client = build("seed_client", link);
+    let client = build(client, link);
 
     let (first, port) = start_server(&server, 0, 50, 1, true);
     let port_arg = port.to_string();
@@ -305,9 +305,8 @@ fn seed_pair_through_a_restart(link: Link, grind_client: bool) {
     // reset too, so more than three connections may be made.
     assert!(
         out.lines()
-            .next()
-            .unwrap_or_default()
-            .starts_with("connection 1: after 50 records: "),
+            .find(|l| l.starts_with("connection "))
+            .is_some_and(|l| l.starts_with("connection 1: after 50 records: ")),
         "{out}"
     );
     assert!(field("torn=") + field("resets=") >= 1, "{out}");
@@ -316,19 +315,35 @@ fn seed_pair_through_a_restart(link: Link, grind_client: bool) {
 
 #[test]
 fn seed_pair_survives_a_server_restart_static() {
-    seed_pair_through_a_restart(Link::Static, false);
+    seed_pair_through_a_restart("seed_client", Link::Static, false);
 }
 
 #[test]
 fn seed_pair_survives_a_server_restart_shared() {
-    seed_pair_through_a_restart(Link::Shared, false);
+    seed_pair_through_a_restart("seed_client", Link::Shared, false);
 }
 
 #[test]
-fn seed_client_is_clean_under_valgrind() {
+fn the_dial_loop_survives_a_server_restart() {
+    for link in [Link::Static, Link::Shared] {
+        seed_pair_through_a_restart("dial_loop", link, false);
+    }
+}
+
+#[test]
+fn the_record_client_survives_a_server_restart() {
+    for link in [Link::Static, Link::Shared] {
+        seed_pair_through_a_restart("record_client", link, false);
+    }
+}
+
+#[test]
+fn the_clients_are_clean_under_valgrind() {
     if valgrind().is_none() {
         println!("skipped: valgrind is not installed (apt-get install valgrind)");
         return;
     }
-    seed_pair_through_a_restart(Link::Shared, true);
+    for client in ["seed_client", "dial_loop", "record_client"] {
+        seed_pair_through_a_restart(client, Link::Shared, true);
+    }
 }

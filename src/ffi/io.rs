@@ -6,7 +6,7 @@ use std::mem::size_of;
 
 use libc::{iovec, size_t, ssize_t};
 
-use super::boundary;
+use super::{boundary, optional_ms, read_sized};
 use crate::error::{Error, Partial};
 use crate::io::{self, LineEnd, Opts};
 use crate::sys::{errno, set_errno};
@@ -235,39 +235,18 @@ pub unsafe extern "C" fn resock_readline(
     })
 }
 
-/// Reads `opts` the way Linux's copy_struct_from_user does: a smaller struct than ours is
-/// EINVAL, a bigger one is fine only if the fields we do not know are all zero (E2BIG).
+/// The core's options from a C `resock_io_opts` (NULL: the defaults).
 unsafe fn opts_from_c(opts: *const resock_io_opts) -> Result<Opts, Error> {
     if opts.is_null() {
         return Ok(Opts::default());
     }
-    // SAFETY: non-NULL; by contract at least struct_size bytes are readable.
-    let size = unsafe { (*opts).struct_size };
-    let ours = size_of::<resock_io_opts>();
-    if size < ours {
-        return Err(Error::InvalidInput(
-            "resock_io_opts.struct_size is too small",
-        ));
-    }
-    if size > ours {
-        // SAFETY: the caller says `size` bytes are readable.
-        let tail = unsafe { std::slice::from_raw_parts(opts.cast::<u8>().add(ours), size - ours) };
-        if tail.iter().any(|&b| b != 0) {
-            return Err(Error::from_errno(libc::E2BIG));
-        }
-    }
-    // SAFETY: the struct is at least as big as ours.
-    let c = unsafe { opts.read() };
-    if c.timeout_ms < -1 {
-        return Err(Error::InvalidInput("resock_io_opts.timeout_ms is below -1"));
-    }
+    // SAFETY: non-NULL; the caller vouches for struct_size bytes.
+    let c = unsafe { read_sized(opts, "resock_io_opts.struct_size is too small") }?;
     if c.flags & !KNOWN_FLAGS != 0 {
         return Err(Error::InvalidInput("unknown resock_io_opts.flags"));
     }
     Ok(Opts {
-        timeout: u64::try_from(c.timeout_ms)
-            .ok()
-            .map(std::time::Duration::from_millis),
+        timeout: optional_ms(c.timeout_ms, "resock_io_opts.timeout_ms is below -1")?,
         return_on_eintr: c.flags & RESOCK_IO_RETURN_ON_EINTR != 0,
         return_on_eagain: c.flags & RESOCK_IO_RETURN_ON_EAGAIN != 0,
     })

@@ -1,9 +1,10 @@
 //! C exports: errno explanations and version information.
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
 use super::boundary;
 use crate::error;
+use crate::log::{self, Level};
 
 /// The ABI generation of this library. It changes whenever an existing function, struct or
 /// constant changes incompatibly; compare it with `resock_abi_version()` at run time to
@@ -51,4 +52,49 @@ pub extern "C" fn resock_classify(errnum: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn resock_should_reconnect(errnum: c_int) -> c_int {
     boundary(|| c_int::from(error::should_reconnect(errnum)))
+}
+
+/// A log callback: `level` is a RESOCK_LOG_LEVEL_* value, `msg` a NUL-terminated line
+/// valid only during the call.
+type LogFn = unsafe extern "C" fn(level: c_int, msg: *const c_char, user: *mut c_void);
+
+struct CLogSink {
+    f: LogFn,
+    user: *mut c_void,
+}
+
+// SAFETY: the caller of resock_set_log vouches that `f` and `user` work from any thread.
+unsafe impl Send for CLogSink {}
+// SAFETY: as above.
+unsafe impl Sync for CLogSink {}
+
+impl CLogSink {
+    fn emit(&self, level: Level, msg: &str) {
+        // A message with a NUL byte is cut there rather than dropped.
+        let msg = CString::new(msg.split('\0').next().unwrap_or_default()).unwrap_or_default();
+        // SAFETY: the registered callback, with its own user pointer.
+        unsafe { (self.f)(level as c_int, msg.as_ptr(), self.user) };
+    }
+}
+
+/// Sends resock's log lines (connect failures, flaps, state changes; rate-limited to one
+/// line per second per kind, with the count held back) to `f(level, msg, user)`, or
+/// silences them (`f` NULL, the default). `level` is a RESOCK_LOG_LEVEL_* value; `msg` is
+/// valid only during the call. `f` runs on whichever thread logs, with no resock lock
+/// held, and must be thread-safe.
+///
+/// # Safety
+/// `f` (if not NULL) and `user` stay valid until the next resock_set_log call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_set_log(
+    f: Option<unsafe extern "C" fn(level: c_int, msg: *const c_char, user: *mut c_void)>,
+    user: *mut c_void,
+) {
+    boundary(|| {
+        let sink = f.map(|f| {
+            let sink = CLogSink { f, user };
+            Box::new(move |level: Level, msg: &str| sink.emit(level, msg)) as log::LogSink
+        });
+        log::set_log(sink);
+    })
 }

@@ -13,11 +13,20 @@
 //! - **errno**: set only on failure (and to 0 at a short EOF), after every cleanup call, so
 //!   it is exactly the failing syscall's.
 
+// C names (resock_dialer, resock_io_opts) are the public contract.
+#![allow(non_camel_case_types)]
+
+mod client;
+mod dial;
 mod io;
 mod misc;
+mod net;
 
+use std::ffi::{CStr, c_char, c_int};
+use std::mem::size_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::error::Error;
 use crate::sys::set_errno;
 
 /// The value an export returns when its body panicked.
@@ -47,6 +56,12 @@ impl<T> PanicValue for *const T {
     }
 }
 
+impl<T> PanicValue for *mut T {
+    fn panic_value() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
 /// Runs an export's body; a panic becomes `R::panic_value()` with errno EIO.
 pub(crate) fn boundary<R: PanicValue>(body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -55,6 +70,80 @@ pub(crate) fn boundary<R: PanicValue>(body: impl FnOnce() -> R) -> R {
             set_errno(libc::EIO);
             R::panic_value()
         }
+    }
+}
+
+/// An int-returning call's result for C: the value, or -1 with errno.
+pub(crate) fn int_result(result: Result<c_int, Error>) -> c_int {
+    match result {
+        Ok(value) => value,
+        Err(e) => {
+            set_errno(e.errno());
+            -1
+        }
+    }
+}
+
+/// A pointer-returning call's result for C: the pointer, or NULL with errno.
+pub(crate) fn ptr_result<T>(result: Result<*mut T, Error>) -> *mut T {
+    match result {
+        Ok(p) => p,
+        Err(e) => {
+            set_errno(e.errno());
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// A C string argument: None for NULL, EINVAL if it is not UTF-8.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that outlives the returned borrow.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char) -> Result<Option<&'a str>, Error> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map(Some)
+        .map_err(|_| Error::InvalidInput("string is not UTF-8"))
+}
+
+/// Reads a struct that starts with `size_t struct_size`, the way Linux's
+/// copy_struct_from_user does: smaller than ours is EINVAL (fields would be missing),
+/// bigger is accepted only if the bytes we do not know are zero (E2BIG otherwise).
+///
+/// # Safety
+/// `p` is non-NULL and points to at least `struct_size` readable bytes, the first of which
+/// form a `T` whose first field is a `usize` struct_size.
+pub(crate) unsafe fn read_sized<T: Copy>(p: *const T, what: &'static str) -> Result<T, Error> {
+    // SAFETY: every such struct starts with its size.
+    let size = unsafe { p.cast::<usize>().read() };
+    let ours = size_of::<T>();
+    if size < ours {
+        return Err(Error::InvalidInput(what));
+    }
+    if size > ours {
+        // SAFETY: the caller says `size` bytes are readable.
+        let tail = unsafe { std::slice::from_raw_parts(p.cast::<u8>().add(ours), size - ours) };
+        if tail.iter().any(|&b| b != 0) {
+            return Err(Error::from_errno(libc::E2BIG));
+        }
+    }
+    // SAFETY: at least size_of::<T>() bytes are readable.
+    Ok(unsafe { p.read() })
+}
+
+/// Milliseconds from C where -1 means "none": None, Some(ms), or EINVAL below -1.
+pub(crate) fn optional_ms(
+    ms: c_int,
+    what: &'static str,
+) -> Result<Option<std::time::Duration>, Error> {
+    match ms {
+        -1 => Ok(None),
+        ms if ms >= 0 => Ok(Some(std::time::Duration::from_millis(ms as u64))),
+        _ => Err(Error::InvalidInput(what)),
     }
 }
 
