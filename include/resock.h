@@ -161,6 +161,11 @@ typedef struct resock_client resock_client;
 typedef struct resock_dialer resock_dialer;
 
 /**
+ * A server: opaque; create with resock_server_new, free with resock_server_free.
+ */
+typedef struct resock_server resock_server;
+
+/**
  * How a dialer reaches its server and retries. Initialise with resock_dial_config_init(),
  * then set `host` and `port` (copied by resock_dialer_new: they need not outlive it).
  */
@@ -354,6 +359,85 @@ typedef struct resock_io_opts {
    */
   uint32_t flags;
 } resock_io_opts;
+
+/**
+ * A server's configuration. Initialise with resock_server_config_init(), then set `port`
+ * and `handler`.
+ */
+typedef struct resock_server_config {
+  /**
+   * sizeof(resock_server_config).
+   */
+  size_t struct_size;
+  /**
+   * NULL: all addresses (IPv6 and IPv4); or a name, an IP literal, "unix:/path".
+   */
+  const char *host;
+  /**
+   * The port; "0" picks a free one (resock_server_port tells which).
+   */
+  const char *port;
+  /**
+   * The listen backlog; <= 0 (the default) asks for the kernel's maximum, so a burst
+   * like `ab -c 1000` is queued instead of reset.
+   */
+  int backlog;
+  /**
+   * The most handlers running at once (1024); at the cap, accepting waits.
+   */
+  unsigned int max_connections;
+  /**
+   * Non-zero: TCP_NODELAY on accepted sockets (1).
+   */
+  int nodelay;
+  /**
+   * Serves one connection on a pool thread (the seed's thread per connection).
+   */
+  void (*handler)(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user);
+  /**
+   * 0: resock closes `fd` when the handler returns. 1: the handler closes it (legacy
+   * handlers that already call close()).
+   */
+  int handler_closes_fd;
+  /**
+   * Passed to every handler call.
+   */
+  void *user;
+} resock_server_config;
+
+/**
+ * A snapshot of a server's counters. In C: `resock_accept_stats`.
+ */
+typedef struct resock_accept_stats {
+  /**
+   * Connections accepted and handed to a handler.
+   */
+  uint64_t accepted;
+  /**
+   * Handlers running now.
+   */
+  uint64_t active;
+  /**
+   * The most handlers that ran at once.
+   */
+  uint64_t peak;
+  /**
+   * Connections closed without a handler (no thread could be started for them).
+   */
+  uint64_t rejected;
+  /**
+   * Episodes of fd or memory exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) in accept.
+   */
+  uint64_t emfile;
+  /**
+   * Other failed accepts (ECONNABORTED, EPROTO, network errors), all retried.
+   */
+  uint64_t accept_errors;
+  /**
+   * Handler threads that could not be created (EAGAIN: RLIMIT_NPROC or memory).
+   */
+  uint64_t spawn_failures;
+} resock_accept_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -749,6 +833,91 @@ int resock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt);
  * fast on a vanished peer. Returns 0, or -1 with errno.
  */
 int resock_set_user_timeout(int fd, unsigned int ms);
+
+/**
+ * Fills `cfg` with the defaults (see each field): all addresses, no port, no handler.
+ * A NULL `cfg` is ignored.
+ *
+ * # Safety
+ * `cfg` is NULL or points to writable memory of sizeof(resock_server_config) bytes.
+ */
+void resock_server_config_init(struct resock_server_config *cfg);
+
+/**
+ * Binds and listens now — so EADDRINUSE surfaces here and port "0" is known — but
+ * accepts nothing until resock_server_run or resock_server_start. Returns NULL with errno:
+ * EINVAL (NULL cfg, port or handler, max_connections 0, struct_size too small), E2BIG,
+ * EADDRINUSE, EACCES.
+ *
+ * # Safety
+ * `cfg` is NULL or a valid resock_server_config; the handler and `user` stay valid while
+ * handlers may run (until resock_server_join reported 0 running).
+ */
+struct resock_server *resock_server_new(const struct resock_server_config *cfg);
+
+/**
+ * The TCP port the server listens on (after port "0"), or -1 with errno (EINVAL for
+ * NULL or a "unix:" server, EBADF once stopped).
+ *
+ * # Safety
+ * `s` is NULL or a live server.
+ */
+int resock_server_port(const struct resock_server *s);
+
+/**
+ * Runs the accept loop on the calling thread until resock_server_stop; each connection
+ * goes to a pooled thread running the handler. Returns 0 once stopped (the listener is
+ * then closed), or -1 with errno (EBUSY if the loop runs or ran already, EINVAL).
+ *
+ * # Safety
+ * `s` is NULL or a live server.
+ */
+int resock_server_run(struct resock_server *s);
+
+/**
+ * resock_server_run on a thread of its own; returns 0, or -1 with errno (EBUSY, EAGAIN).
+ *
+ * # Safety
+ * `s` is NULL or a live server.
+ */
+int resock_server_start(struct resock_server *s);
+
+/**
+ * Stops accepting at once; callable from any thread, a handler or a signal-driven loop's
+ * thread. Running handlers go on. NULL is ignored.
+ *
+ * # Safety
+ * `s` is NULL or a live server.
+ */
+void resock_server_stop(struct resock_server *s);
+
+/**
+ * Waits for the accept loop to end (after resock_server_stop), then up to `grace_ms`
+ * (-1: as long as it takes) for the running handlers. Returns how many handlers are still
+ * running (0: all done), or -1 with errno EINVAL.
+ *
+ * # Safety
+ * `s` is NULL or a live server.
+ */
+int resock_server_join(struct resock_server *s, int grace_ms);
+
+/**
+ * Copies a snapshot of the server's counters into `*out`. Either pointer NULL: errno
+ * EINVAL, `*out` untouched.
+ *
+ * # Safety
+ * `s` is NULL or a live server; `out` is NULL or writable.
+ */
+void resock_server_stats(const struct resock_server *s, struct resock_accept_stats *out);
+
+/**
+ * Stops the server, waits for its accept loop, and frees it. Handlers still running
+ * finish on their own (their `user` must stay valid until they return). NULL is ignored.
+ *
+ * # Safety
+ * `s` is NULL or a live server that no other thread uses any more; it is invalid after.
+ */
+void resock_server_free(struct resock_server *s);
 
 #ifdef __cplusplus
 }  // extern "C"

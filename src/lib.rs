@@ -18,6 +18,7 @@
 //! - [`backoff`]: the reconnect schedule, pure and deterministic under a seed.
 //! - [`dial`]: the [`dial::Dialer`], the seed's `goto next` loop done right.
 //! - [`client`]: the [`client::Client`] thread that dials, runs a session, reconnects.
+//! - [`server`]: the [`server::Server`] accept loop with a pooled thread per connection.
 //! - [`log`]: where resock's (rate-limited) messages go; silent by default.
 //!
 //! The C ABI lives in `src/ffi` (the only place with `extern "C"`) and is described by the
@@ -30,6 +31,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod net;
+pub mod server;
 
 mod ffi;
 mod sigpipe;

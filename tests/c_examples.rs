@@ -273,8 +273,8 @@ fn finish_server(child: Child) -> String {
 /// The seed's client and server exchange checksummed records through a server crash
 /// (half a record, then RST), an outage with refused connects, and a restart on the same
 /// port: every record the client accepts is intact, the torn one is discarded.
-fn seed_pair_through_a_restart(client: &str, link: Link, grind_client: bool) {
-    let server = build("seed_server", link);
+fn seed_pair_through_a_restart(server: &str, client: &str, link: Link, grind_client: bool) {
+    let server = build(server, link);
     let client = build(client, link);
 
     let (first, port) = start_server(&server, 0, 50, 1, true);
@@ -292,6 +292,10 @@ fn seed_pair_through_a_restart(client: &str, link: Link, grind_client: bool) {
     assert!(finish_server(second).contains("served 2 connections"));
 
     let summary = out.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("records="),
+        "client summary missing:\n{out}"
+    );
     let field = |key: &str| -> u32 {
         summary
             .split_whitespace()
@@ -315,25 +319,25 @@ fn seed_pair_through_a_restart(client: &str, link: Link, grind_client: bool) {
 
 #[test]
 fn seed_pair_survives_a_server_restart_static() {
-    seed_pair_through_a_restart("seed_client", Link::Static, false);
+    seed_pair_through_a_restart("seed_server", "seed_client", Link::Static, false);
 }
 
 #[test]
 fn seed_pair_survives_a_server_restart_shared() {
-    seed_pair_through_a_restart("seed_client", Link::Shared, false);
+    seed_pair_through_a_restart("seed_server", "seed_client", Link::Shared, false);
 }
 
 #[test]
 fn the_dial_loop_survives_a_server_restart() {
     for link in [Link::Static, Link::Shared] {
-        seed_pair_through_a_restart("dial_loop", link, false);
+        seed_pair_through_a_restart("seed_server", "dial_loop", link, false);
     }
 }
 
 #[test]
 fn the_record_client_survives_a_server_restart() {
     for link in [Link::Static, Link::Shared] {
-        seed_pair_through_a_restart("record_client", link, false);
+        seed_pair_through_a_restart("seed_server", "record_client", link, false);
     }
 }
 
@@ -344,6 +348,90 @@ fn the_clients_are_clean_under_valgrind() {
         return;
     }
     for client in ["seed_client", "dial_loop", "record_client"] {
-        seed_pair_through_a_restart(client, Link::Shared, true);
+        seed_pair_through_a_restart("seed_server", client, Link::Shared, true);
     }
+}
+
+#[test]
+fn the_seed_server_on_resock_server_serves_through_a_restart() {
+    for link in [Link::Static, Link::Shared] {
+        seed_pair_through_a_restart("server_records", "seed_client", link, false);
+    }
+    seed_pair_through_a_restart("server_records", "record_client", Link::Shared, false);
+}
+
+/// Sends `request` on `stream` and reads one response of the http_server example.
+fn http_exchange(stream: &mut std::net::TcpStream, request: &str) -> String {
+    use std::io::Write;
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    // Head, then Content-Length bytes of body.
+    while !response.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "short response: {response:?}"
+        );
+        response.push(byte[0]);
+    }
+    let head = String::from_utf8(response).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8(body).unwrap()
+}
+
+#[test]
+fn the_http_example_answers_plain_and_keep_alive_requests() {
+    let exe = build("http_server", Link::Static);
+    let mut child = Command::new(&exe)
+        .args(["0", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port: u16 = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+    let mut plain = connect();
+    let r = http_exchange(&mut plain, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    assert!(
+        r.starts_with("HTTP/1.0 200 OK\r\n") && r.ends_with("Hello, world\n"),
+        "{r}"
+    );
+    assert!(r.contains("Connection: close"));
+    let mut rest = Vec::new();
+    plain.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "HTTP/1.0 without keep-alive closes");
+
+    let mut kept = connect();
+    for _ in 0..2 {
+        let r = http_exchange(
+            &mut kept,
+            "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        );
+        assert!(
+            r.contains("Connection: Keep-Alive") && r.ends_with("Hello, world\n"),
+            "{r}"
+        );
+    }
+    drop(kept);
+    let out = wait_limited(child, RUN_LIMIT, "http_server");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("requests=3 accepted=2"), "{stdout}");
 }

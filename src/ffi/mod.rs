@@ -21,6 +21,7 @@ mod dial;
 mod io;
 mod misc;
 mod net;
+mod server;
 
 use std::ffi::{CStr, c_char, c_int};
 use std::mem::size_of;

@@ -1,0 +1,109 @@
+/*
+ * http_server.c - an `ab`-compatible server on resock_server_*: each request gets a fixed
+ * small HTTP response; HTTP/1.0 connections close after it unless the client asked for
+ * "Connection: Keep-Alive" (what `ab -k` sends); HTTP/1.1 ones stay open unless
+ * "Connection: close".
+ *
+ * The handler reads the whole request head before answering: closing a socket with
+ * unread data sends an RST, and `ab` reports that as "Connection reset by peer (104)".
+ * The response leaves in one writev_sync, so Nagle never holds the body back.
+ *
+ * usage: http_server PORT [REQUESTS]   (stops after REQUESTS requests; default: never)
+ */
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/uio.h>
+
+#include "resock.h"
+#include "check.h"
+
+#define BODY "Hello, world\n"
+
+struct app {
+    resock_server *server;
+    long max_requests;               /* 0: serve for ever */
+    atomic_long requests;
+};
+
+/* Reads one request head; returns 1 if the connection may stay open after the answer,
+ * 0 if it must close, -1 at EOF or on error. */
+static int read_request(int fd, int *http11)
+{
+    char line[1024];
+    int keep_alive = -1, first = 1;
+    ssize_t n;
+
+    while ((n = readline_sync(fd, line, sizeof(line))) > 0) {
+        if (first) {
+            *http11 = strstr(line, "HTTP/1.1") != NULL;
+            first = 0;
+        } else if (strcmp(line, "\r\n") == 0 || strcmp(line, "\n") == 0) {
+            return keep_alive >= 0 ? keep_alive : *http11;
+        } else if (strncasecmp(line, "Connection:", 11) == 0) {
+            keep_alive = strstr(line + 11, "lose") == NULL; /* "close" / "Close" */
+        }
+    }
+    return -1;
+}
+
+static void handle(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user)
+{
+    struct app *app = user;
+    int keep, http11 = 0;
+
+    (void) peer;
+    (void) peerlen;
+    while ((keep = read_request(fd, &http11)) >= 0) {
+        char head[160];
+        struct iovec iov[2];
+        long served;
+
+        snprintf(head, sizeof(head),
+                 "HTTP/1.%d 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
+                 http11, strlen(BODY), keep ? "Connection: Keep-Alive\r\n" : "Connection: close\r\n");
+        iov[0].iov_base = head;
+        iov[0].iov_len = strlen(head);
+        iov[1].iov_base = (void *) BODY;
+        iov[1].iov_len = strlen(BODY);
+        if (writev_sync(fd, iov, 2) < 0)
+            return;
+        served = atomic_fetch_add(&app->requests, 1) + 1;
+        if (app->max_requests > 0 && served >= app->max_requests)
+            resock_server_stop(app->server);
+        if (!keep)
+            return;                  /* resock closes the fd */
+    }
+}
+
+int main(int argc, char *argv[])
+{
+    static struct app app;
+    resock_server_config cfg;
+    resock_accept_stats st;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PORT [REQUESTS]\n", argv[0]);
+        return 2;
+    }
+    app.max_requests = argc > 2 ? atol(argv[2]) : 0;
+    resock_server_config_init(&cfg);
+    cfg.port = argv[1];
+    cfg.handler = handle;
+    cfg.user = &app;
+    app.server = resock_server_new(&cfg);
+    CHECK(app.server != NULL);
+    printf("listening on %d\n", resock_server_port(app.server));
+    fflush(stdout);
+    CHECK(resock_server_run(app.server) == 0);
+    resock_server_join(app.server, 5000);
+    resock_server_stats(app.server, &st);
+    printf("requests=%ld accepted=%llu peak=%llu emfile=%llu errors=%llu\n",
+           atomic_load(&app.requests), (unsigned long long) st.accepted,
+           (unsigned long long) st.peak, (unsigned long long) st.emfile,
+           (unsigned long long) st.accept_errors);
+    resock_server_free(app.server);
+    return 0;
+}

@@ -1,0 +1,273 @@
+//! C exports: the Server (`resock_server_*`).
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::os::fd::{IntoRawFd, OwnedFd};
+use std::time::Duration;
+
+use socket2::SockAddr;
+
+use super::{boundary, int_result, ptr_result, read_sized, str_arg};
+use crate::error::Error;
+use crate::server::{AcceptStats, Handler, Server, ServerConfig};
+use crate::sys::set_errno;
+
+/// A connection handler: serves `fd` (accepted, close-on-exec) from `peer`.
+type HandlerFn = unsafe extern "C" fn(
+    fd: c_int,
+    peer: *const libc::sockaddr,
+    peerlen: libc::socklen_t,
+    user: *mut c_void,
+);
+
+/// A server's configuration. Initialise with resock_server_config_init(), then set `port`
+/// and `handler`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct resock_server_config {
+    /// sizeof(resock_server_config).
+    pub struct_size: usize,
+    /// NULL: all addresses (IPv6 and IPv4); or a name, an IP literal, "unix:/path".
+    pub host: *const c_char,
+    /// The port; "0" picks a free one (resock_server_port tells which).
+    pub port: *const c_char,
+    /// The listen backlog; <= 0 (the default) asks for the kernel's maximum, so a burst
+    /// like `ab -c 1000` is queued instead of reset.
+    pub backlog: c_int,
+    /// The most handlers running at once (1024); at the cap, accepting waits.
+    pub max_connections: c_uint,
+    /// Non-zero: TCP_NODELAY on accepted sockets (1).
+    pub nodelay: c_int,
+    /// Serves one connection on a pool thread (the seed's thread per connection).
+    pub handler: Option<
+        unsafe extern "C" fn(
+            fd: c_int,
+            peer: *const libc::sockaddr,
+            peerlen: libc::socklen_t,
+            user: *mut c_void,
+        ),
+    >,
+    /// 0: resock closes `fd` when the handler returns. 1: the handler closes it (legacy
+    /// handlers that already call close()).
+    pub handler_closes_fd: c_int,
+    /// Passed to every handler call.
+    pub user: *mut c_void,
+}
+
+/// A server: opaque; create with resock_server_new, free with resock_server_free.
+pub struct resock_server {
+    inner: Server,
+}
+
+struct CHandler {
+    f: HandlerFn,
+    closes_fd: bool,
+    user: *mut c_void,
+}
+
+// SAFETY: the C caller vouches that its handler and `user` work from any pool thread.
+unsafe impl Send for CHandler {}
+// SAFETY: as above.
+unsafe impl Sync for CHandler {}
+
+impl Handler for CHandler {
+    fn handle(&self, fd: OwnedFd, peer: SockAddr) {
+        let raw = fd.into_raw_fd();
+        // SAFETY: the registered handler, with a valid address for the call's duration.
+        unsafe { (self.f)(raw, peer.as_ptr().cast(), peer.len(), self.user) };
+        if !self.closes_fd {
+            // SAFETY: the handler left the fd to us, as configured.
+            unsafe { libc::close(raw) };
+        }
+    }
+}
+
+/// Fills `cfg` with the defaults (see each field): all addresses, no port, no handler.
+/// A NULL `cfg` is ignored.
+///
+/// # Safety
+/// `cfg` is NULL or points to writable memory of sizeof(resock_server_config) bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_config_init(cfg: *mut resock_server_config) {
+    boundary(|| {
+        if !cfg.is_null() {
+            let d = ServerConfig::new(None, "");
+            // SAFETY: non-NULL and writable by contract.
+            unsafe {
+                cfg.write(resock_server_config {
+                    struct_size: size_of::<resock_server_config>(),
+                    host: std::ptr::null(),
+                    port: std::ptr::null(),
+                    backlog: d.backlog,
+                    max_connections: d.max_connections as c_uint,
+                    nodelay: c_int::from(d.nodelay),
+                    handler: None,
+                    handler_closes_fd: 0,
+                    user: std::ptr::null_mut(),
+                })
+            };
+        }
+    })
+}
+
+/// Binds and listens now — so EADDRINUSE surfaces here and port "0" is known — but
+/// accepts nothing until resock_server_run or resock_server_start. Returns NULL with errno:
+/// EINVAL (NULL cfg, port or handler, max_connections 0, struct_size too small), E2BIG,
+/// EADDRINUSE, EACCES.
+///
+/// # Safety
+/// `cfg` is NULL or a valid resock_server_config; the handler and `user` stay valid while
+/// handlers may run (until resock_server_join reported 0 running).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_new(cfg: *const resock_server_config) -> *mut resock_server {
+    boundary(|| {
+        ptr_result((|| {
+            if cfg.is_null() {
+                return Err(Error::InvalidInput("NULL config"));
+            }
+            // SAFETY: non-NULL; forwarded contract.
+            let c = unsafe { read_sized(cfg, "resock_server_config.struct_size is too small") }?;
+            // SAFETY: forwarded contract.
+            let host = unsafe { str_arg(c.host) }?;
+            // SAFETY: forwarded contract.
+            let port = unsafe { str_arg(c.port) }?;
+            let port = match (host, port) {
+                (_, Some(p)) => p,
+                (Some(h), None) if crate::net::unix_path(h).is_some() => "",
+                _ => return Err(Error::InvalidInput("NULL port")),
+            };
+            let f = c.handler.ok_or(Error::InvalidInput("NULL handler"))?;
+            let config = ServerConfig {
+                backlog: c.backlog,
+                max_connections: c.max_connections as usize,
+                nodelay: c.nodelay != 0,
+                ..ServerConfig::new(host, port)
+            };
+            let handler = CHandler {
+                f,
+                closes_fd: c.handler_closes_fd != 0,
+                user: c.user,
+            };
+            Ok(Box::into_raw(Box::new(resock_server {
+                inner: Server::new(config, handler)?,
+            })))
+        })())
+    })
+}
+
+/// The TCP port the server listens on (after port "0"), or -1 with errno (EINVAL for
+/// NULL or a "unix:" server, EBADF once stopped).
+///
+/// # Safety
+/// `s` is NULL or a live server.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_port(s: *const resock_server) -> c_int {
+    boundary(|| {
+        // SAFETY: NULL or live by contract.
+        let Some(s) = (unsafe { s.as_ref() }) else {
+            return int_result(Err(Error::InvalidInput("NULL server")));
+        };
+        int_result(s.inner.local_port().map(c_int::from))
+    })
+}
+
+/// Runs the accept loop on the calling thread until resock_server_stop; each connection
+/// goes to a pooled thread running the handler. Returns 0 once stopped (the listener is
+/// then closed), or -1 with errno (EBUSY if the loop runs or ran already, EINVAL).
+///
+/// # Safety
+/// `s` is NULL or a live server.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_run(s: *mut resock_server) -> c_int {
+    boundary(|| {
+        // SAFETY: NULL or live by contract.
+        let Some(s) = (unsafe { s.as_ref() }) else {
+            return int_result(Err(Error::InvalidInput("NULL server")));
+        };
+        int_result(s.inner.run().map(|()| 0))
+    })
+}
+
+/// resock_server_run on a thread of its own; returns 0, or -1 with errno (EBUSY, EAGAIN).
+///
+/// # Safety
+/// `s` is NULL or a live server.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_start(s: *mut resock_server) -> c_int {
+    boundary(|| {
+        // SAFETY: NULL or live by contract.
+        let Some(s) = (unsafe { s.as_ref() }) else {
+            return int_result(Err(Error::InvalidInput("NULL server")));
+        };
+        int_result(s.inner.start().map(|()| 0))
+    })
+}
+
+/// Stops accepting at once; callable from any thread, a handler or a signal-driven loop's
+/// thread. Running handlers go on. NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or a live server.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_stop(s: *mut resock_server) {
+    // SAFETY: NULL or live by contract.
+    boundary(|| {
+        if let Some(s) = unsafe { s.as_ref() } {
+            s.inner.stop();
+        }
+    })
+}
+
+/// Waits for the accept loop to end (after resock_server_stop), then up to `grace_ms`
+/// (-1: as long as it takes) for the running handlers. Returns how many handlers are still
+/// running (0: all done), or -1 with errno EINVAL.
+///
+/// # Safety
+/// `s` is NULL or a live server.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_join(s: *mut resock_server, grace_ms: c_int) -> c_int {
+    boundary(|| {
+        // SAFETY: NULL or live by contract.
+        let Some(s) = (unsafe { s.as_ref() }) else {
+            return int_result(Err(Error::InvalidInput("NULL server")));
+        };
+        let grace = match grace_ms {
+            -1 => Duration::MAX,
+            ms if ms >= 0 => Duration::from_millis(ms as u64),
+            _ => return int_result(Err(Error::InvalidInput("grace_ms is below -1"))),
+        };
+        let running = s.inner.join(grace);
+        c_int::try_from(running).unwrap_or(c_int::MAX)
+    })
+}
+
+/// Copies a snapshot of the server's counters into `*out`. Either pointer NULL: errno
+/// EINVAL, `*out` untouched.
+///
+/// # Safety
+/// `s` is NULL or a live server; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_stats(s: *const resock_server, out: *mut AcceptStats) {
+    boundary(|| {
+        // SAFETY: NULL or live by contract.
+        match unsafe { s.as_ref() } {
+            // SAFETY: non-NULL out is writable by contract.
+            Some(s) if !out.is_null() => unsafe { out.write(s.inner.stats()) },
+            _ => set_errno(libc::EINVAL),
+        }
+    })
+}
+
+/// Stops the server, waits for its accept loop, and frees it. Handlers still running
+/// finish on their own (their `user` must stay valid until they return). NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or a live server that no other thread uses any more; it is invalid after.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_server_free(s: *mut resock_server) {
+    boundary(|| {
+        if !s.is_null() {
+            // SAFETY: created by Box::into_raw in resock_server_new, freed once.
+            drop(unsafe { Box::from_raw(s) });
+        }
+    })
+}
