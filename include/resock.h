@@ -777,6 +777,20 @@ int resock_should_reconnect(int errnum);
 void resock_set_log(void (*f)(int level, const char *msg, void *user), void *user);
 
 /**
+ * Writes the `resock doctor` report — net.ipv4.tcp_syncookies, net.core.somaxconn,
+ * tcp_max_syn_backlog, tcp_abort_on_overflow, ip_local_port_range, RLIMIT_NOFILE and the
+ * ListenOverflows / ListenDrops / TCPAbortOnData counters, each with what it does under a
+ * burst like `ab -c 1000` and what to change — into `buf` as NUL-terminated text,
+ * truncated to `len - 1` bytes. Returns the length of the whole report (like snprintf: a
+ * result >= len means it was cut; call with NULL, 0 to size a buffer), or -1/EINVAL for a
+ * NULL buffer with len > 0.
+ *
+ * # Safety
+ * `buf` is NULL (with len 0) or points to `len` writable bytes.
+ */
+ssize_t resock_doctor_report(char *buf, size_t len);
+
+/**
  * Connects to `host`:`port` and returns a connected, blocking, close-on-exec fd that the
  * caller owns, or -1 with errno.
  *

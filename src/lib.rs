@@ -19,6 +19,7 @@
 //! - [`dial`]: the [`dial::Dialer`], the seed's `goto next` loop done right.
 //! - [`client`]: the [`client::Client`] thread that dials, runs a session, reconnects.
 //! - [`server`]: the [`server::Server`] accept loop with a pooled thread per connection.
+//! - [`doctor`]: the kernel settings and counters behind resets under load.
 //! - [`log`]: where resock's (rate-limited) messages go; silent by default.
 //!
 //! The C ABI lives in `src/ffi` (the only place with `extern "C"`) and is described by the
@@ -27,6 +28,7 @@
 pub mod backoff;
 pub mod client;
 pub mod dial;
+pub mod doctor;
 pub mod error;
 pub mod io;
 pub mod log;

@@ -66,8 +66,14 @@ fn cc() -> String {
 
 /// Compiles c_examples/NAME.c, warnings as errors, and links it the given way.
 fn build(name: &str, link: Link) -> PathBuf {
+    build_with(name, link, &[])
+}
+
+/// [`build`] with extra compiler arguments before the source.
+fn build_with(name: &str, link: Link, extra: &[&str]) -> PathBuf {
     let lib = lib_dir();
-    let exe = out_dir().join(format!("{name}-{link:?}").to_lowercase());
+    let stem = name.rsplit('/').next().unwrap_or(name);
+    let exe = out_dir().join(format!("{stem}-{link:?}").to_lowercase());
     let mut cmd = Command::new(cc());
     cmd.args([
         "-std=c11",
@@ -80,6 +86,7 @@ fn build(name: &str, link: Link) -> PathBuf {
     ])
     .arg(format!("-I{ROOT}/include"))
     .arg(format!("-I{ROOT}/c_examples"))
+    .args(extra)
     .arg(format!("{ROOT}/c_examples/{name}.c"))
     .arg("-o")
     .arg(&exe);
@@ -434,4 +441,101 @@ fn the_http_example_answers_plain_and_keep_alive_requests() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("requests=3 accepted=2"), "{stdout}");
+}
+
+#[test]
+fn a_legacy_program_builds_unchanged_with_the_compat_header() {
+    let legacy = format!("-I{ROOT}/c_examples/legacy");
+    for link in [Link::Static, Link::Shared] {
+        let exe = build_with(
+            "legacy/legacy_echo",
+            link,
+            &["-include", "resock_compat.h", &legacy],
+        );
+        let out = run(&exe, &[], false);
+        assert!(out.contains("echoed: a longer line of text"), "{out}");
+        assert!(out.contains("record: world"), "{out}");
+        assert!(out.contains("EPIPE, still alive"), "{out}");
+    }
+}
+
+fn temp_prefix(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Builds c_examples/Makefile against an installed prefix and runs what it built.
+fn make_against(prefix: &Path) {
+    let out = prefix.join("bin");
+    std::fs::create_dir_all(&out).unwrap();
+    let status = Command::new("make")
+        .args(["-s", "-C", &format!("{ROOT}/c_examples")])
+        .arg(format!("OUT={}", out.display()))
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .status()
+        .expect("run make");
+    assert!(status.success(), "make against {} failed", prefix.display());
+    for exe in ["explain-shared", "explain-static", "legacy_echo"] {
+        run(&out.join(exe), &[], false);
+    }
+}
+
+#[test]
+fn the_plain_install_works_with_pkg_config() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: pkg-config is not installed (apt-get install pkg-config)");
+        return;
+    }
+    let prefix = temp_prefix("plain-install");
+    let status = Command::new(format!("{ROOT}/scripts/install.sh"))
+        .arg("--lib-dir")
+        .arg(lib_dir())
+        .arg(&prefix)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pc = std::fs::read_to_string(prefix.join("lib/pkgconfig/resock.pc")).unwrap();
+    assert!(
+        pc.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+        "{pc}"
+    );
+    make_against(&prefix);
+}
+
+#[test]
+fn cargo_cinstall_works_with_pkg_config() {
+    let has_cargo_c = Command::new(env!("CARGO"))
+        .args(["cinstall", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cargo_c {
+        println!("skipped: cargo-c is not installed (cargo install cargo-c)");
+        return;
+    }
+    let prefix = temp_prefix("capi-install");
+    let status = Command::new(env!("CARGO"))
+        .args(["cinstall", "--locked", "--libdir", "lib", "--prefix"])
+        .arg(&prefix)
+        .arg("--target-dir")
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi"))
+        .current_dir(ROOT)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo cinstall failed");
+    let libs: Vec<String> = std::fs::read_dir(prefix.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        libs.iter().any(|l| l.starts_with("libresock.so.")),
+        "no versioned .so: {libs:?}"
+    );
+    assert!(prefix.join("include/resock_compat.h").exists());
+    make_against(&prefix);
 }

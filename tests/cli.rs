@@ -65,3 +65,45 @@ fn bad_arguments_are_a_usage_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn doctor_names_every_setting_as_text_and_as_json() {
+    let (code, text, _) = resock(&["doctor"]);
+    assert_eq!(code, 0);
+    let (code, json, _) = resock(&["doctor", "--json"]);
+    assert_eq!(code, 0);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("doctor --json is JSON");
+    let items = parsed.as_array().unwrap();
+    for name in [
+        "net.ipv4.tcp_syncookies",
+        "net.core.somaxconn",
+        "net.ipv4.tcp_max_syn_backlog",
+        "net.ipv4.tcp_abort_on_overflow",
+        "net.ipv4.ip_local_port_range",
+        "RLIMIT_NOFILE",
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPAbortOnData",
+    ] {
+        let item = items
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {json}"));
+        assert!(
+            item["advice"].as_str().is_some_and(|a| !a.is_empty()),
+            "{item}"
+        );
+        assert!(
+            item["meaning"].as_str().is_some_and(|m| !m.is_empty()),
+            "{item}"
+        );
+        assert!(text.contains(name), "{name} missing from the text report");
+    }
+    let somaxconn = items
+        .iter()
+        .find(|i| i["name"] == "net.core.somaxconn")
+        .unwrap();
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/net/core/somaxconn") {
+        assert_eq!(somaxconn["value"], v.trim());
+    }
+}

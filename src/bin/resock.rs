@@ -30,6 +30,14 @@ enum Command {
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
         burst: u32,
     },
+    /// Read the kernel settings and counters behind "Connection reset by peer" under load
+    /// (somaxconn, syncookies, the accept-queue overflow counters, the fd limit) and say
+    /// what to change.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain an errno in plain words: a number (104) or a name (ECONNRESET).
     Explain {
         /// The errno, as a number or a name such as ECONNRESET, EPIPE, ETIMEDOUT.
@@ -40,6 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Demo { records, burst } => demo::run(records, burst),
+        Command::Doctor { json } => doctor(json),
         Command::Explain { errno } => explain(&errno),
     }
 }
@@ -108,6 +117,28 @@ fn explain(arg: &str) -> ExitCode {
     println!("{}", resock::error::explain(errnum).to_string_lossy());
     if resock::error::should_reconnect(errnum) {
         println!("The connection is dead: close it and reconnect (with backoff).");
+    }
+    ExitCode::SUCCESS
+}
+
+fn doctor(json: bool) -> ExitCode {
+    let findings = resock::doctor::report();
+    if json {
+        let items: Vec<serde_json::Value> = findings
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name,
+                    "value": f.value,
+                    "ok": f.ok,
+                    "meaning": f.meaning,
+                    "advice": f.advice,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+    } else {
+        print!("{}", resock::doctor::render_text(&findings));
     }
     ExitCode::SUCCESS
 }

@@ -3,8 +3,9 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
 use super::boundary;
-use crate::error;
 use crate::log::{self, Level};
+use crate::sys::set_errno;
+use crate::{doctor, error};
 
 /// The ABI generation of this library. It changes whenever an existing function, struct or
 /// constant changes incompatibly; compare it with `resock_abi_version()` at run time to
@@ -96,5 +97,35 @@ pub unsafe extern "C" fn resock_set_log(
             Box::new(move |level: Level, msg: &str| sink.emit(level, msg)) as log::LogSink
         });
         log::set_log(sink);
+    })
+}
+
+/// Writes the `resock doctor` report — net.ipv4.tcp_syncookies, net.core.somaxconn,
+/// tcp_max_syn_backlog, tcp_abort_on_overflow, ip_local_port_range, RLIMIT_NOFILE and the
+/// ListenOverflows / ListenDrops / TCPAbortOnData counters, each with what it does under a
+/// burst like `ab -c 1000` and what to change — into `buf` as NUL-terminated text,
+/// truncated to `len - 1` bytes. Returns the length of the whole report (like snprintf: a
+/// result >= len means it was cut; call with NULL, 0 to size a buffer), or -1/EINVAL for a
+/// NULL buffer with len > 0.
+///
+/// # Safety
+/// `buf` is NULL (with len 0) or points to `len` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn resock_doctor_report(buf: *mut c_char, len: usize) -> libc::ssize_t {
+    boundary(|| {
+        if buf.is_null() && len > 0 {
+            set_errno(libc::EINVAL);
+            return -1;
+        }
+        let text = doctor::render_text(&doctor::report());
+        if len > 0 {
+            let n = text.len().min(len - 1);
+            // SAFETY: n + 1 <= len bytes are writable by contract.
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+                buf.add(n).write(0);
+            }
+        }
+        text.len() as libc::ssize_t
     })
 }
