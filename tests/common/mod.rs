@@ -199,24 +199,37 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 static SIGNALS_SEEN: AtomicUsize = AtomicUsize::new(0);
 
-extern "C" fn count_signal(_: c_int) {
-    SIGNALS_SEEN.fetch_add(1, Ordering::Relaxed);
+thread_local! {
+    static THREAD_SIGNALS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Installs a SIGUSR1 handler *without* SA_RESTART, so blocked syscalls fail with EINTR.
+extern "C" fn count_signal(_: c_int) {
+    SIGNALS_SEEN.fetch_add(1, Ordering::Relaxed);
+    THREAD_SIGNALS.with(|c| c.set(c.get() + 1));
+}
+
+/// Installs a SIGUSR1 handler *without* SA_RESTART, so blocked syscalls fail with EINTR,
+/// and a SIGUSR2 handler *with* SA_RESTART.
 pub fn install_eintr_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = count_signal as *const () as usize;
-        sa.sa_flags = 0;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        for (sig, flags) in [(libc::SIGUSR1, 0), (libc::SIGUSR2, libc::SA_RESTART)] {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = count_signal as *const () as usize;
+            sa.sa_flags = flags;
+            libc::sigemptyset(&mut sa.sa_mask);
+            assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
+        }
     });
 }
 
 pub fn signals_seen() -> usize {
     SIGNALS_SEEN.load(Ordering::Relaxed)
+}
+
+/// Signals handled on the calling thread so far.
+pub fn thread_signals_seen() -> usize {
+    THREAD_SIGNALS.with(|c| c.get())
 }
 
 /// A thread that hits `target` with SIGUSR1 every `every` until dropped (joined on drop,
