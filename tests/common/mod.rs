@@ -5,7 +5,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -197,14 +197,11 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-static SIGNALS_SEEN: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
     static THREAD_SIGNALS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 extern "C" fn count_signal(_: c_int) {
-    SIGNALS_SEEN.fetch_add(1, Ordering::Relaxed);
     THREAD_SIGNALS.with(|c| c.set(c.get() + 1));
 }
 
@@ -221,10 +218,6 @@ pub fn install_eintr_handler() {
             assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
         }
     });
-}
-
-pub fn signals_seen() -> usize {
-    SIGNALS_SEEN.load(Ordering::Relaxed)
 }
 
 /// Signals handled on the calling thread so far.
