@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,11 +69,18 @@ fn build(name: &str, link: Link) -> PathBuf {
     build_with(name, link, &[])
 }
 
-/// [`build`] with extra compiler arguments before the source.
+/// [`build`] with extra compiler arguments before the source. Each program is compiled
+/// once per run: tests share the binaries, and one test must never execute a file that
+/// another is still writing (that fails with ETXTBSY or EACCES).
 fn build_with(name: &str, link: Link, extra: &[&str]) -> PathBuf {
+    static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let lib = lib_dir();
     let stem = name.rsplit('/').next().unwrap_or(name);
     let exe = out_dir().join(format!("{stem}-{link:?}").to_lowercase());
+    if built.contains(&exe) {
+        return exe;
+    }
     let mut cmd = Command::new(cc());
     cmd.args([
         "-std=c11",
@@ -107,6 +114,7 @@ fn build_with(name: &str, link: Link, extra: &[&str]) -> PathBuf {
         "{name}.c does not build warning-free ({link:?}):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    built.push(exe.clone());
     exe
 }
 
