@@ -39,9 +39,27 @@ fn main() {
         }
         Err(e) => panic!("cbindgen could not generate include/resock.h: {e}"),
     };
+    compile_seed_loop(&dir);
+
     let path = dir.join("include").join("resock.h");
     if fs::read(&path).ok().as_deref() != Some(&header[..]) {
         fs::create_dir_all(dir.join("include")).expect("create include/");
         fs::write(&path, header).expect("write include/resock.h");
     }
+}
+
+/// The seed's C loop, the baseline of the benches: -O2, linked into bench targets only.
+fn compile_seed_loop(dir: &std::path::Path) {
+    let src = dir.join("benches").join("seed_loop.c");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    cc::Build::new()
+        .file(&src)
+        .opt_level(2)
+        .cargo_metadata(false)
+        .compile("seed_loop");
+    println!(
+        "cargo:rustc-link-arg-benches={}",
+        out.join("libseed_loop.a").display()
+    );
 }

@@ -206,6 +206,45 @@ pub fn read_line(fd: impl AsFd, buf: &mut [u8], opts: &Opts) -> Result<Line, Par
     unsafe { read_line_raw(fd.as_fd().as_raw_fd(), buf.as_mut_ptr(), buf.len(), opts) }
 }
 
+/// Syscalls the calling thread made in resock's I/O loops since
+/// [`reset_syscall_counts`] (feature `count-syscalls`, for the benches).
+#[cfg(feature = "count-syscalls")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyscallCounts {
+    /// recv(2) calls, MSG_PEEK and the ENOTSOCK probe included.
+    pub recv: u64,
+    /// read(2) calls.
+    pub read: u64,
+    /// send(2) and sendmsg(2) calls.
+    pub send: u64,
+    /// write(2) and writev(2) calls.
+    pub write: u64,
+    /// poll(2) calls.
+    pub poll: u64,
+    /// Calls of the SIGPIPE guard: sigaction, pthread_sigmask, sigpending, sigtimedwait.
+    pub sigmask: u64,
+}
+
+/// This thread's counts (feature `count-syscalls`).
+#[cfg(feature = "count-syscalls")]
+pub fn syscall_counts() -> SyscallCounts {
+    use crate::sys::counters::{Call, count};
+    SyscallCounts {
+        recv: count(Call::Recv),
+        read: count(Call::Read),
+        send: count(Call::Send),
+        write: count(Call::Write),
+        poll: count(Call::Poll),
+        sigmask: count(Call::SigMask),
+    }
+}
+
+/// Zeroes this thread's counts (feature `count-syscalls`).
+#[cfg(feature = "count-syscalls")]
+pub fn reset_syscall_counts() {
+    crate::sys::counters::reset();
+}
+
 /// Per-call waiting policy: the deadline, the fd's blocking mode, and what EINTR/EAGAIN mean.
 struct Waiter<'a> {
     fd: RawFd,

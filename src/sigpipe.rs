@@ -12,6 +12,8 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
+use crate::sys::counters::{self, Call};
+
 /// A live guard; dropping it restores the thread's signal mask.
 pub(crate) struct SigpipeGuard {
     /// We blocked SIGPIPE and must unblock it on drop.
@@ -33,6 +35,7 @@ fn sigpipe_set() -> libc::sigset_t {
 }
 
 fn sigpipe_is_ignored() -> bool {
+    counters::bump(Call::SigMask);
     let mut old = MaybeUninit::<libc::sigaction>::uninit();
     // SAFETY: a NULL new action only reads the current one into `old`.
     let r = unsafe { libc::sigaction(libc::SIGPIPE, ptr::null(), old.as_mut_ptr()) };
@@ -53,6 +56,7 @@ impl SigpipeGuard {
         }
         let set = sigpipe_set();
         let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        counters::bump(Call::SigMask);
         // SAFETY: valid sets; pthread_sigmask only fails for a bad `how`.
         unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr()) };
         // SAFETY: pthread_sigmask filled `old`.
@@ -79,6 +83,7 @@ impl SigpipeGuard {
             tv_nsec: 0,
         };
         loop {
+            counters::bump(Call::SigMask);
             // SAFETY: valid set and timeout; a NULL siginfo is allowed.
             let r = unsafe { libc::sigtimedwait(&set, ptr::null_mut(), &zero) };
             if r >= 0 || crate::sys::errno() != libc::EINTR {
@@ -92,6 +97,7 @@ impl Drop for SigpipeGuard {
     fn drop(&mut self) {
         if self.unblock_on_drop {
             let set = sigpipe_set();
+            counters::bump(Call::SigMask);
             // SAFETY: valid set; unblocking only SIGPIPE keeps any other mask change intact.
             unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, ptr::null_mut()) };
         }
@@ -100,6 +106,7 @@ impl Drop for SigpipeGuard {
 
 /// True if SIGPIPE is pending for this thread or the process.
 pub(crate) fn sigpipe_pending() -> bool {
+    counters::bump(Call::SigMask);
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigpending fills the set.
     unsafe {

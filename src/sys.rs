@@ -97,8 +97,8 @@ pub(crate) fn is_nonblocking(fd: RawFd) -> Result<bool, i32> {
     }
 }
 
-#[cfg(not(test))]
-mod counters {
+#[cfg(not(any(test, feature = "count-syscalls")))]
+pub(crate) mod counters {
     #[derive(Clone, Copy)]
     pub(crate) enum Call {
         Recv,
@@ -106,6 +106,7 @@ mod counters {
         Send,
         Write,
         Poll,
+        SigMask,
     }
 
     #[inline(always)]
@@ -117,11 +118,15 @@ mod counters {
     }
 }
 
-/// Per-thread syscall counters and write injection, compiled only into unit tests.
-#[cfg(test)]
+/// Per-thread syscall counters (unit tests and the `count-syscalls` feature) and write
+/// injection (unit tests only).
+#[cfg(any(test, feature = "count-syscalls"))]
 #[allow(clippy::items_after_test_module)]
 pub(crate) mod counters {
-    use std::cell::{Cell, RefCell};
+    use std::cell::Cell;
+    #[cfg(test)]
+    use std::cell::RefCell;
+    #[cfg(test)]
     use std::collections::VecDeque;
 
     #[derive(Clone, Copy, Debug)]
@@ -131,10 +136,16 @@ pub(crate) mod counters {
         Send,
         Write,
         Poll,
+        /// pthread_sigmask, sigpending, sigaction and sigtimedwait of the SIGPIPE guard.
+        SigMask,
     }
 
     thread_local! {
-        static COUNTS: Cell<[u64; 5]> = const { Cell::new([0; 5]) };
+        static COUNTS: Cell<[u64; 6]> = const { Cell::new([0; 6]) };
+    }
+
+    #[cfg(test)]
+    thread_local! {
         static WRITE_RESULTS: RefCell<VecDeque<usize>> = const { RefCell::new(VecDeque::new()) };
     }
 
@@ -152,18 +163,26 @@ pub(crate) mod counters {
     }
 
     pub(crate) fn reset() {
-        COUNTS.with(|c| c.set([0; 5]));
+        COUNTS.with(|c| c.set([0; 6]));
     }
 
     /// Makes the next send/write calls on this thread return these counts (capped at the
     /// length asked for), one each, without a syscall; later calls reach the kernel again.
+    #[cfg(test)]
     pub(crate) fn inject_write_results(results: &[usize]) {
         WRITE_RESULTS.with(|w| *w.borrow_mut() = results.iter().copied().collect());
     }
 
+    #[cfg(test)]
     pub(crate) fn inject_write(len: usize) -> Option<super::SysResult> {
         WRITE_RESULTS
             .with(|w| w.borrow_mut().pop_front())
             .map(|n| Ok(n.min(len)))
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn inject_write(_: usize) -> Option<super::SysResult> {
+        None
     }
 }

@@ -1,0 +1,340 @@
+//! I/O bench (not a test): resock's exact-count calls against the seed's C loop (compiled
+//! by build.rs with -O2) and Rust std's read_exact/write_all, on AF_UNIX and loopback TCP;
+//! syscalls per message; and the Nagle / delayed-ACK stall that TCP_NODELAY avoids.
+//! Runs alternate A B C A B C, and the tables give medians and min–max.
+//!
+//!     cargo bench --bench io --features count-syscalls [-- ROUNDS] [--svg FILE]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use resock::io::{reset_syscall_counts, syscall_counts};
+
+unsafe extern "C" {
+    fn seed_readn(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
+    fn seed_writen(fd: libc::c_int, buf: *const libc::c_void, n: usize) -> isize;
+    static mut seed_recv_calls: libc::c_ulong;
+    fn readn_sync(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
+    fn writen_sync(fd: libc::c_int, buf: *const libc::c_void, n: usize) -> isize;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Impl {
+    Seed,
+    Resock,
+    Std,
+}
+
+impl Impl {
+    fn name(self) -> &'static str {
+        match self {
+            Impl::Seed => "seed C loop",
+            Impl::Resock => "resock",
+            Impl::Std => "std read_exact/write_all",
+        }
+    }
+
+    fn read(self, fd: RawFd, buf: &mut [u8]) {
+        let n = buf.len();
+        let got = match self {
+            Impl::Seed => unsafe { seed_readn(fd, buf.as_mut_ptr().cast(), n) },
+            Impl::Resock => unsafe { readn_sync(fd, buf.as_mut_ptr().cast(), n) },
+            Impl::Std => {
+                let mut f = std::mem::ManuallyDrop::new(unsafe {
+                    <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                });
+                f.read_exact(buf).map(|()| n as isize).unwrap_or(-1)
+            }
+        };
+        assert_eq!(got, n as isize);
+    }
+
+    fn write(self, fd: RawFd, buf: &[u8]) {
+        let n = buf.len();
+        let put = match self {
+            Impl::Seed => unsafe { seed_writen(fd, buf.as_ptr().cast(), n) },
+            Impl::Resock => unsafe { writen_sync(fd, buf.as_ptr().cast(), n) },
+            Impl::Std => {
+                let mut f = std::mem::ManuallyDrop::new(unsafe {
+                    <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                });
+                f.write_all(buf).map(|()| n as isize).unwrap_or(-1)
+            }
+        };
+        assert_eq!(put, n as isize);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Unix,
+    Tcp,
+}
+
+fn pair(t: Transport) -> (OwnedFd, OwnedFd) {
+    match t {
+        Transport::Unix => {
+            let (a, b) = UnixStream::pair().unwrap();
+            (a.into(), b.into())
+        }
+        Transport::Tcp => {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (b, _) = l.accept().unwrap();
+            a.set_nodelay(true).unwrap();
+            (a.into(), b.into())
+        }
+    }
+}
+
+/// Moves `total` bytes in messages of `size` with one implementation on both ends: MB/s.
+fn throughput(imp: Impl, t: Transport, size: usize, total: usize) -> f64 {
+    let (tx, rx) = pair(t);
+    let messages = total / size;
+    let writer = thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..messages {
+            imp.write(tx.as_raw_fd(), &msg);
+        }
+    });
+    let mut buf = vec![0u8; size];
+    let start = Instant::now();
+    for _ in 0..messages {
+        imp.read(rx.as_raw_fd(), &mut buf);
+    }
+    let took = start.elapsed();
+    writer.join().unwrap();
+    (messages * size) as f64 / took.as_secs_f64() / 1e6
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn rounds_arg() -> usize {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(7)
+}
+
+fn svg_arg() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--svg")
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// One bar group per message size and transport, one bar per implementation.
+fn write_svg(path: &str, rows: &[(String, [f64; 3])]) {
+    let (w, h, pad) = (900.0, 360.0, 60.0);
+    let max = rows
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(1.0, f64::max);
+    let group = (w - 2.0 * pad) / rows.len() as f64;
+    let bar = group / 4.0;
+    let colors = ["#999999", "#2a7ab9", "#e39a2d"];
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <text x=\"{pad}\" y=\"20\" font-size=\"14\">Throughput by message size (MB/s, median)</text>\n"
+    );
+    for (i, (label, values)) in rows.iter().enumerate() {
+        let x0 = pad + i as f64 * group;
+        for (j, v) in values.iter().enumerate() {
+            let bh = v / max * (h - 2.0 * pad);
+            svg += &format!(
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>\n",
+                x0 + j as f64 * bar,
+                h - pad - bh,
+                bar * 0.9,
+                bh,
+                colors[j]
+            );
+        }
+        svg += &format!(
+            "<text x=\"{:.1}\" y=\"{}\">{label}</text>\n",
+            x0,
+            h - pad + 15.0
+        );
+    }
+    for (j, imp) in [Impl::Seed, Impl::Resock, Impl::Std].iter().enumerate() {
+        svg += &format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+            w - 250.0,
+            30.0 + j as f64 * 15.0,
+            colors[j],
+            w - 235.0,
+            39.0 + j as f64 * 15.0,
+            imp.name()
+        );
+    }
+    svg += "</svg>\n";
+    std::fs::write(path, svg).unwrap();
+}
+
+fn main() {
+    let rounds = rounds_arg();
+    println!("## Throughput (MB/s; median of {rounds} alternated runs, min–max)\n");
+    println!("| transport | message | seed C loop | resock | std | resock/seed | resock/std |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut chart = Vec::new();
+    for t in [Transport::Unix, Transport::Tcp] {
+        for size in [4 << 10, 64 << 10, 1 << 20] {
+            let total = 128 << 20;
+            let mut runs: [Vec<f64>; 3] = Default::default();
+            for _ in 0..rounds {
+                for (k, imp) in [Impl::Seed, Impl::Resock, Impl::Std]
+                    .into_iter()
+                    .enumerate()
+                {
+                    runs[k].push(throughput(imp, t, size, total));
+                }
+            }
+            let cell = |v: &mut Vec<f64>| {
+                let m = median(v);
+                (m, format!("{m:.0} ({:.0}–{:.0})", v[0], v[v.len() - 1]))
+            };
+            let (seed, seed_s) = cell(&mut runs[0]);
+            let (res, res_s) = cell(&mut runs[1]);
+            let (std, std_s) = cell(&mut runs[2]);
+            let tname = if t == Transport::Unix {
+                "AF_UNIX"
+            } else {
+                "TCP loopback"
+            };
+            let sname = format!("{} KiB", size >> 10);
+            println!(
+                "| {tname} | {sname} | {seed_s} | {res_s} | {std_s} | {:.2}× | {:.2}× |",
+                res / seed,
+                res / std
+            );
+            chart.push((
+                format!(
+                    "{} {sname}",
+                    if t == Transport::Unix { "unix" } else { "tcp" }
+                ),
+                [seed, res, std],
+            ));
+        }
+    }
+    if let Some(path) = svg_arg() {
+        write_svg(&path, &chart);
+        println!("\n(chart written to {path})");
+    }
+
+    println!("\n## Syscalls for one 1 MiB message the peer writes in 64 KiB pieces\n");
+    println!("| transport | seed C loop recvfrom | resock recv |");
+    println!("|---|---|---|");
+    for t in [Transport::Unix, Transport::Tcp] {
+        let mut counts = [0u64; 2];
+        for (k, imp) in [Impl::Seed, Impl::Resock].into_iter().enumerate() {
+            let (tx, rx) = pair(t);
+            let writer = thread::spawn(move || {
+                let piece = vec![1u8; 64 << 10];
+                for _ in 0..16 {
+                    Impl::Std.write(tx.as_raw_fd(), &piece);
+                    thread::sleep(Duration::from_micros(200));
+                }
+            });
+            let mut buf = vec![0u8; 1 << 20];
+            unsafe { seed_recv_calls = 0 };
+            reset_syscall_counts();
+            imp.read(rx.as_raw_fd(), &mut buf);
+            counts[k] = match imp {
+                Impl::Seed => unsafe { seed_recv_calls },
+                _ => syscall_counts().recv,
+            };
+            writer.join().unwrap();
+        }
+        let tname = if t == Transport::Unix {
+            "AF_UNIX"
+        } else {
+            "TCP loopback"
+        };
+        println!("| {tname} | {} | {} |", counts[0], counts[1]);
+    }
+
+    println!("\n## The SIGPIPE guard on a pipe: one 1 MiB writen_sync\n");
+    println!("| SIGPIPE | write(2) calls | guard syscalls |");
+    println!("|---|---|---|");
+    for (label, disposition) in [("SIG_DFL", libc::SIG_DFL), ("SIG_IGN", libc::SIG_IGN)] {
+        unsafe { libc::signal(libc::SIGPIPE, disposition) };
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let reader = thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            Impl::Resock.read(fds[0], &mut buf);
+        });
+        reset_syscall_counts();
+        Impl::Resock.write(fds[1], &vec![3u8; 1 << 20]);
+        let c = syscall_counts();
+        reader.join().unwrap();
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        println!("| {label} | {} | {} |", c.write, c.sigmask);
+    }
+
+    println!("\n## Latency on loopback TCP (median round trip)\n");
+    println!("| pattern | TCP_NODELAY | median | max |");
+    println!("|---|---|---|---|");
+    for (label, nodelay, split, iters) in [
+        ("64-byte request/response", true, false, 2000),
+        ("write-write-read (4 B header, 60 B body)", false, true, 20),
+        ("write-write-read (4 B header, 60 B body)", true, true, 2000),
+        ("writev_sync header+body, then read", false, false, 2000),
+    ] {
+        let (rtts, max) = latency(nodelay, split, iters);
+        let m = rtts[rtts.len() / 2];
+        println!(
+            "| {label} | {} | {:.1} µs | {:.1} µs |",
+            if nodelay { "on" } else { "off" },
+            m * 1e6,
+            max * 1e6
+        );
+    }
+}
+
+/// Round trips of a 64-byte request (as two writes when `split`, else one writev) and a
+/// 1-byte reply; returns the sorted times in seconds and the largest.
+fn latency(nodelay: bool, split: bool, iters: usize) -> (Vec<f64>, f64) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    client.set_nodelay(nodelay).unwrap();
+    let echo = thread::spawn(move || {
+        let mut req = [0u8; 64];
+        for _ in 0..iters {
+            Impl::Resock.read(server.as_raw_fd(), &mut req);
+            Impl::Resock.write(server.as_raw_fd(), &[1]);
+        }
+    });
+    let header = [0u8; 4];
+    let body = [0u8; 60];
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let start = Instant::now();
+        if split {
+            Impl::Resock.write(client.as_raw_fd(), &header);
+            Impl::Resock.write(client.as_raw_fd(), &body);
+        } else {
+            let mut iov = [std::io::IoSlice::new(&header), std::io::IoSlice::new(&body)];
+            resock::io::write_vectored_full(&client, &mut iov, &resock::io::Opts::default())
+                .unwrap();
+        }
+        let mut reply = [0u8; 1];
+        Impl::Resock.read(client.as_raw_fd(), &mut reply);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    echo.join().unwrap();
+    let max = times.iter().copied().fold(0.0, f64::max);
+    times.sort_by(|a, b| a.total_cmp(b));
+    (times, max)
+}

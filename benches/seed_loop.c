@@ -1,0 +1,54 @@
+/*
+ * seed_loop.c - the seed's readn loop and TLPI's writen, as people copy them, compiled by
+ * build.rs with -O2 and linked only into the benches (the baseline resock must beat).
+ * seed_recv_calls counts the recvfrom calls the read loop makes.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+unsigned long seed_recv_calls;
+
+/* The seed's do_readn_sync with flags 0. */
+ssize_t seed_readn(int fd, void *buffer, size_t n)
+{
+    ssize_t numRead;
+    size_t totRead;
+    char *buf = buffer;
+
+    for (totRead = 0; totRead < n;) {
+        seed_recv_calls++;
+        numRead = recvfrom(fd, buf, n - totRead, 0, NULL, 0);
+        if (numRead == 0)
+            return totRead;
+        if (numRead == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        totRead += numRead;
+        buf += numRead;
+    }
+    return totRead;
+}
+
+/* TLPI's writen. */
+ssize_t seed_writen(int fd, const void *buffer, size_t n)
+{
+    ssize_t numWritten;
+    size_t totWritten;
+    const char *buf = buffer;
+
+    for (totWritten = 0; totWritten < n;) {
+        numWritten = write(fd, buf, n - totWritten);
+        if (numWritten <= 0) {
+            if (numWritten == -1 && errno == EINTR)
+                continue;
+            return -1;
+        }
+        totWritten += numWritten;
+        buf += numWritten;
+    }
+    return totWritten;
+}
