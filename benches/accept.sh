@@ -28,7 +28,8 @@ overflows() {
 
 run() {
     local name=$1 exe=$2
-    "$exe" 0 > "$out/$name.out" 2>&1 &
+    shift 2
+    "$exe" 0 "$@" > "$out/$name.out" 2>&1 &
     local pid=$!
     local port=""
     for _ in $(seq 100); do
@@ -58,4 +59,35 @@ echo
 echo "| server | complete | failed | requests/s | ListenOverflows | ab error |"
 echo "|---|---|---|---|---|---|"
 run "resock http_server" "$out/http_server"
-run "naive (backlog 5)" "$out/naive_server"
+run "naive (backlog 5)" "$out/naive_server" 5
+run "naive (backlog 4096)" "$out/naive_server" 4096
+
+# Memory: the resock server holding 1000 idle connections (one pooled thread each).
+"$out/http_server" 0 > "$out/rss.out" 2>&1 &
+pid=$!
+port=""
+for _ in $(seq 100); do
+    port=$(sed -n 's/^listening on //p' "$out/rss.out")
+    [ -n "$port" ] && break
+    sleep 0.05
+done
+python3 - "$port" "$pid" <<'PY'
+import socket, sys, time
+port, pid = int(sys.argv[1]), sys.argv[2]
+def rss():
+    fields = dict(l.split(':', 1) for l in open(f'/proc/{pid}/status'))
+    return fields['VmRSS'].strip(), fields['VmHWM'].strip(), fields['Threads'].strip()
+idle = rss()
+conns = [socket.create_connection(('127.0.0.1', port)) for _ in range(1000)]
+time.sleep(1)
+held = rss()
+print()
+print('| resock http_server | RSS | peak RSS | threads |')
+print('|---|---|---|---|')
+print(f'| idle | {idle[0]} | {idle[1]} | {idle[2]} |')
+print(f'| 1000 idle connections | {held[0]} | {held[1]} | {held[2]} |')
+for c in conns:
+    c.close()
+PY
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true

@@ -3,7 +3,7 @@
  * listen(fd, 5), then accept() and pthread_create() a detached thread per connection that
  * reads the request and answers with send(). No backoff, no cap, no pool.
  *
- * usage: naive_server PORT
+ * usage: naive_server PORT [BACKLOG]   (BACKLOG defaults to the seed's 5)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -53,7 +53,8 @@ int main(int argc, char *argv[])
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons((uint16_t) atoi(argc > 1 ? argv[1] : "0"));
-    if (bind(fd, (struct sockaddr *) &addr, sizeof(addr)) < 0 || listen(fd, 5) < 0) {
+    if (bind(fd, (struct sockaddr *) &addr, sizeof(addr)) < 0
+        || listen(fd, argc > 2 ? atoi(argv[2]) : 5) < 0) {
         perror("bind/listen");
         return 1;
     }

@@ -97,17 +97,21 @@ pub(crate) fn is_nonblocking(fd: RawFd) -> Result<bool, i32> {
     }
 }
 
+/// The kinds of syscall the counters tell apart.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Call {
+    Recv,
+    Read,
+    Send,
+    Write,
+    Poll,
+    /// pthread_sigmask, sigpending, sigaction and sigtimedwait of the SIGPIPE guard.
+    SigMask,
+}
+
 #[cfg(not(any(test, feature = "count-syscalls")))]
 pub(crate) mod counters {
-    #[derive(Clone, Copy)]
-    pub(crate) enum Call {
-        Recv,
-        Read,
-        Send,
-        Write,
-        Poll,
-        SigMask,
-    }
+    pub(crate) use super::Call;
 
     #[inline(always)]
     pub(crate) fn bump(_: Call) {}
@@ -129,16 +133,7 @@ pub(crate) mod counters {
     #[cfg(test)]
     use std::collections::VecDeque;
 
-    #[derive(Clone, Copy, Debug)]
-    pub(crate) enum Call {
-        Recv,
-        Read,
-        Send,
-        Write,
-        Poll,
-        /// pthread_sigmask, sigpending, sigaction and sigtimedwait of the SIGPIPE guard.
-        SigMask,
-    }
+    pub(crate) use super::Call;
 
     thread_local! {
         static COUNTS: Cell<[u64; 6]> = const { Cell::new([0; 6]) };

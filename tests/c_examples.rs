@@ -254,8 +254,13 @@ fn start_server(exe: &Path, port: u16, records: u32, conns: u32, torn: bool) -> 
     if torn {
         args.push("torn".into());
     }
+    spawn_listening(exe, &args)
+}
+
+/// Starts a server example and returns it with the port from its "listening on" line.
+fn spawn_listening(exe: &Path, args: &[String]) -> (Child, u16) {
     let mut child = Command::new(exe)
-        .args(&args)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -268,7 +273,7 @@ fn start_server(exe: &Path, port: u16, records: u32, conns: u32, torn: bool) -> 
         .trim()
         .strip_prefix("listening on ")
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("seed_server printed {first:?}"));
+        .unwrap_or_else(|| panic!("{} printed {first:?}", exe.display()));
     (child, port)
 }
 
@@ -404,22 +409,7 @@ fn http_exchange(stream: &mut std::net::TcpStream, request: &str) -> String {
 #[test]
 fn the_http_example_answers_plain_and_keep_alive_requests() {
     let exe = build("http_server", Link::Static);
-    let mut child = Command::new(&exe)
-        .args(["0", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port: u16 = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (child, port) = spawn_listening(&exe, &["0".into(), "3".into()]);
     let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
 
     let mut plain = connect();

@@ -158,13 +158,8 @@ pub unsafe extern "C" fn resock_readn(
     opts: *const resock_io_opts,
     done: *mut size_t,
 ) -> ssize_t {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        match unsafe { opts_from_c(opts) } {
-            Ok(opts) => unsafe { readn(fd, buf, n, &opts, done) },
-            Err(error) => unsafe { fail(error, 0, done) },
-        }
-    })
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { with_opts(opts, done, |opts| readn(fd, buf, n, opts, done)) })
 }
 
 /// writen_sync with options and a count that survives every outcome: `*done` (if not NULL)
@@ -181,13 +176,8 @@ pub unsafe extern "C" fn resock_writen(
     opts: *const resock_io_opts,
     done: *mut size_t,
 ) -> ssize_t {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        match unsafe { opts_from_c(opts) } {
-            Ok(opts) => unsafe { writen(fd, buf, n, &opts, done) },
-            Err(error) => unsafe { fail(error, 0, done) },
-        }
-    })
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { with_opts(opts, done, |opts| writen(fd, buf, n, opts, done)) })
 }
 
 /// writev_sync with options and a count that survives every outcome: `*done` (if not NULL)
@@ -203,13 +193,8 @@ pub unsafe extern "C" fn resock_writev(
     opts: *const resock_io_opts,
     done: *mut size_t,
 ) -> ssize_t {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        match unsafe { opts_from_c(opts) } {
-            Ok(opts) => unsafe { writev(fd, iov, iovcnt, &opts, done) },
-            Err(error) => unsafe { fail(error, 0, done) },
-        }
-    })
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { with_opts(opts, done, |opts| writev(fd, iov, iovcnt, opts, done)) })
 }
 
 /// readline_sync with options: a deadline (a line protocol that must answer in time) and
@@ -226,13 +211,26 @@ pub unsafe extern "C" fn resock_readline(
     opts: *const resock_io_opts,
     done: *mut size_t,
 ) -> ssize_t {
-    boundary(|| {
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { with_opts(opts, done, |opts| readline(fd, buf, maxlen, opts, done)) })
+}
+
+/// Runs a rich call with its C options converted; a bad `opts` fails (with `*done` = 0)
+/// before any syscall.
+///
+/// # Safety
+/// `opts` and `done` as for resock_readn.
+unsafe fn with_opts(
+    opts: *const resock_io_opts,
+    done: *mut size_t,
+    call: impl FnOnce(&Opts) -> ssize_t,
+) -> ssize_t {
+    // SAFETY: forwarded contract.
+    match unsafe { opts_from_c(opts) } {
+        Ok(opts) => call(&opts),
         // SAFETY: forwarded contract.
-        match unsafe { opts_from_c(opts) } {
-            Ok(opts) => unsafe { readline(fd, buf, maxlen, &opts, done) },
-            Err(error) => unsafe { fail(error, 0, done) },
-        }
-    })
+        Err(error) => unsafe { fail(error, 0, done) },
+    }
 }
 
 /// The core's options from a C `resock_io_opts` (NULL: the defaults).
