@@ -62,6 +62,39 @@ run "resock http_server" "$out/http_server"
 run "naive (backlog 5)" "$out/naive_server" 5
 run "naive (backlog 4096)" "$out/naive_server" 4096
 
+# nginx on the same machine, as a reference: a static 200 with the same body.
+if ! command -v nginx >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || true
+fi
+if command -v nginx >/dev/null; then
+    mkdir -p "$out/nginx"
+    nginx_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat > "$out/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $PWD/$out/nginx/nginx.pid;
+error_log $PWD/$out/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$nginx_port backlog=4096;
+        location / { return 200 "Hello, world\n"; }
+    }
+}
+CONF
+    nginx -c "$PWD/$out/nginx/nginx.conf" -p "$PWD/$out/nginx"
+    sleep 0.5
+    before=$(overflows)
+    ab -n "$requests" -c "$concurrency" -q "http://127.0.0.1:$nginx_port/" > "$out/nginx.ab" 2>&1 || true
+    after=$(overflows)
+    nginx -c "$PWD/$out/nginx/nginx.conf" -p "$PWD/$out/nginx" -s stop 2>/dev/null || true
+    printf '| %s | %s | %s | %s | %s | %s |\n' "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" \
+        "$(sed -n 's/^Complete requests: *//p' "$out/nginx.ab")" "$(sed -n 's/^Failed requests: *//p' "$out/nginx.ab")" \
+        "$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$out/nginx.ab")" "$((after - before))" none
+else
+    echo "| nginx | not installed: skipped | | | | |"
+fi
+
 # Memory: the resock server holding 1000 idle connections (one pooled thread each).
 "$out/http_server" 0 > "$out/rss.out" 2>&1 &
 pid=$!
