@@ -3,6 +3,7 @@
 //! in one run, printed side by side.
 //!
 //!     cargo bench --bench reconnect [-- RESTARTS]      (default 50 restarts)
+//!     cargo bench --bench reconnect -- --soak SECONDS   (a reconnect soak: RSS, fds, threads)
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -60,7 +61,89 @@ fn restart_latencies(
     latencies
 }
 
+/// One field of /proc/self/status, such as VmRSS.
+fn status(field: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A resock Client reconnecting for `seconds` to a server that sends one record and
+/// closes each connection; samples this process's RSS, fds and threads every 10 s.
+fn soak(seconds: u64) {
+    use resock::client::{Client, ClientConfig, Mode, Session};
+    struct Count(Arc<AtomicU64>);
+    impl Session for Count {
+        fn on_record(&mut self, _: &[u8]) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            if resock::io::write_full(&stream, &[0u8; 64], &Opts::default()).is_err() {
+                break;
+            }
+        }
+    });
+    let records = Arc::new(AtomicU64::new(0));
+    let mut dial = DialConfig::new("127.0.0.1", &port);
+    // Every connection here lives a moment: count them as stable so the soak cycles fast.
+    dial.backoff.stable_after = Duration::ZERO;
+    dial.backoff.initial = Duration::from_millis(1);
+    dial.backoff.max = Duration::from_millis(10);
+    let client = Client::start(
+        ClientConfig {
+            dial,
+            mode: Mode::Records(64),
+        },
+        Count(records.clone()),
+    )
+    .unwrap();
+    println!("| after | connects | records | VmRSS | VmHWM | fds | threads |");
+    println!("|---|---|---|---|---|---|---|");
+    let start = Instant::now();
+    loop {
+        let s = client.stats();
+        println!(
+            "| {} s | {} | {} | {} | {} | {} | {} |",
+            start.elapsed().as_secs(),
+            s.connects,
+            records.load(Ordering::Relaxed),
+            status("VmRSS"),
+            status("VmHWM"),
+            open_fds(),
+            status("Threads")
+        );
+        if start.elapsed() >= Duration::from_secs(seconds) {
+            break;
+        }
+        thread::sleep(Duration::from_secs(10).min(Duration::from_secs(seconds)));
+    }
+    client.stop();
+    client.join(None).unwrap();
+    drop(server);
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--soak") {
+        soak(args.get(at + 1).and_then(|s| s.parse().ok()).unwrap_or(600));
+        return;
+    }
     let restarts: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())

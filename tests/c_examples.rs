@@ -34,6 +34,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 enum Link {
     Static,
     Shared,
+    /// The static library, with the C side built under AddressSanitizer and UBSan.
+    Sanitized,
 }
 
 /// The directory holding libresock.a and libresock.so, built once per test run.
@@ -100,6 +102,15 @@ fn build_with(name: &str, link: Link, extra: &[&str]) -> PathBuf {
     match link {
         Link::Static => {
             cmd.arg(lib.join("libresock.a")).args(NATIVE_STATIC_LIBS);
+        }
+        Link::Sanitized => {
+            cmd.args([
+                "-fsanitize=address,undefined",
+                "-fno-omit-frame-pointer",
+                "-fno-sanitize-recover=all",
+            ])
+            .arg(lib.join("libresock.a"))
+            .args(NATIVE_STATIC_LIBS);
         }
         Link::Shared => {
             cmd.arg(format!("-L{}", lib.display()))
@@ -187,6 +198,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("writev_readline", "header LENGTH 11"),
     ("explain", "104: ECONNRESET"),
     ("sigpipe_host", "write after RST: -1/EPIPE, process alive"),
+    ("bad_input", "bad inputs rejected as documented"),
 ];
 
 #[test]
@@ -536,4 +548,15 @@ fn cargo_cinstall_works_with_pkg_config() {
     );
     assert!(prefix.join("include/resock_compat.h").exists());
     make_against(&prefix);
+}
+
+#[test]
+fn examples_are_clean_under_asan_and_ubsan() {
+    for (name, expect) in EXAMPLES {
+        let out = run(&build(name, Link::Sanitized), &[], false);
+        assert!(
+            out.contains(expect),
+            "{name} under ASan/UBSan printed:\n{out}"
+        );
+    }
 }
