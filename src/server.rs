@@ -234,8 +234,9 @@ impl Server {
     pub fn stop(&self) {
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.wake.signal();
-        // Wake a loop waiting at the connection cap.
+        // Wake a loop waiting at the connection cap, and idle pool threads so they exit.
         self.shared.handler_done.notify_all();
+        self.shared.job_ready.notify_all();
     }
 
     /// Waits for the accept loop to end (after [`Server::stop`]) and then up to `grace` for
@@ -459,7 +460,8 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
     }
 }
 
-/// A pool thread: runs jobs until it has been idle for [`IDLE_EXIT`].
+/// A pool thread: runs jobs until it has been idle for [`IDLE_EXIT`], or the server stopped
+/// and no job waits.
 fn worker(shared: &Shared) {
     loop {
         let job = {
@@ -471,7 +473,7 @@ fn worker(shared: &Shared) {
                     break Some(job);
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if left.is_zero() || shared.stopped.load(Ordering::Acquire) {
                     break None;
                 }
                 pool = shared

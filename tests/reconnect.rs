@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{set_linger_zero, writen};
+use common::{record, record_is_intact, set_linger_zero, writen};
 use resock::backoff::BackoffConfig;
 use resock::client::{Client, ClientConfig, Mode, Session};
 use resock::dial::{DialConfig, Dialer, State, Stats};
@@ -130,22 +130,6 @@ impl Drop for ScriptServer {
             t.join().unwrap();
         }
     }
-}
-
-fn record(conn: u32, seq: u32) -> [u8; 64] {
-    let mut rec = [0u8; 64];
-    rec[..4].copy_from_slice(&conn.to_le_bytes());
-    rec[4..8].copy_from_slice(&seq.to_le_bytes());
-    for (i, b) in rec[8..].iter_mut().enumerate() {
-        *b = (conn as usize * 13 + seq as usize * 7 + i) as u8;
-    }
-    rec
-}
-
-fn record_is_intact(rec: &[u8]) -> bool {
-    let conn = u32::from_le_bytes(rec[..4].try_into().unwrap());
-    let seq = u32::from_le_bytes(rec[4..8].try_into().unwrap());
-    rec == record(conn, seq)
 }
 
 fn serve(stream: TcpStream, script: Script, conn: u32) {

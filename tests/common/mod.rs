@@ -272,3 +272,25 @@ impl Drop for SignalStorm {
 pub fn raw<T: AsRawFd>(s: &T) -> RawFd {
     s.as_raw_fd()
 }
+
+/// A 64-byte test record: connection and sequence numbers, then bytes derived from both.
+pub fn record(conn: u32, seq: u32) -> [u8; 64] {
+    let mut rec = [0u8; 64];
+    rec[..4].copy_from_slice(&conn.to_le_bytes());
+    rec[4..8].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in rec[8..].iter_mut().enumerate() {
+        *b = (conn as usize * 13 + seq as usize * 7 + i) as u8;
+    }
+    rec
+}
+
+/// The (connection, sequence) of a record, if it is intact.
+pub fn record_id(rec: &[u8]) -> Option<(u32, u32)> {
+    let conn = u32::from_le_bytes(rec.get(..4)?.try_into().ok()?);
+    let seq = u32::from_le_bytes(rec.get(4..8)?.try_into().ok()?);
+    (rec == record(conn, seq)).then_some((conn, seq))
+}
+
+pub fn record_is_intact(rec: &[u8]) -> bool {
+    record_id(rec).is_some()
+}
