@@ -110,7 +110,11 @@ fn count_dir(dir: &str) -> usize {
 /// count — and checks after each that fds and threads are back where they were.
 #[test]
 fn fault_suite() {
-    let scenarios: [(&str, fn()); 5] = [
+    let scenarios: [(&str, fn()); 6] = [
+        (
+            "client fd exhaustion",
+            a_dialer_out_of_fds_backs_off_and_recovers,
+        ),
         (
             "100 server restarts",
             a_hundred_server_restarts_lose_and_tear_nothing,
@@ -274,6 +278,42 @@ fn a_peer_reading_one_byte_per_millisecond_gets_every_byte() {
     });
     write_full(&writer, &data, &Opts::default()).unwrap();
     assert!(slow.join().unwrap());
+}
+
+/// EMFILE on the client side: with no fd left, a dial attempt fails (counted, backed off)
+/// and succeeds once fds are free. The soft RLIMIT_NOFILE is lowered for the process while
+/// this runs; the suite runs its scenarios one at a time.
+fn a_dialer_out_of_fds_backs_off_and_recovers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dialer = resock::dial::Dialer::new(DialConfig {
+        max_attempts: 3,
+        ..fast_dial("127.0.0.1", port)
+    })
+    .unwrap();
+    let mut saved = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) };
+    let low = libc::rlimit {
+        rlim_cur: (count_dir("/proc/self/fd") + 8) as libc::rlim_t,
+        rlim_max: saved.rlim_max,
+    };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+    let mut hoard = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        hoard.push(f);
+    }
+    let e = dialer.dial().unwrap_err();
+    drop(hoard);
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &saved) }, 0);
+    assert_eq!(e.errno(), libc::EMFILE);
+    let s = dialer.stats();
+    assert_eq!((s.failures, s.last_errno), (3, libc::EMFILE));
+    let fd = dialer.dial().expect("fds are free again");
+    let _peer = listener.accept().unwrap();
+    dialer.hangup(fd).unwrap();
 }
 
 const CHILD_PORT: &str = "RESOCK_FAULT_CHILD_PORT";
