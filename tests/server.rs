@@ -364,3 +364,104 @@ fn emfile_child() {
         s.emfile, s.accepted, s.accept_errors
     );
 }
+
+const NPROC_VAR: &str = "RESOCK_NPROC_CHILD";
+
+#[test]
+fn thread_creation_failure_closes_the_connection_and_the_loop_goes_on() {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "nproc_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(NPROC_VAR, "1")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |prefix: &str| -> String {
+        for line in lines.by_ref() {
+            if let Some((_, rest)) = line.unwrap().split_once(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("the child ended before printing {prefix:?}");
+    };
+    let port = next("port ");
+    if port == "skip" {
+        println!("skipped: {}", next("reason "));
+        let _ = child.wait();
+        return;
+    }
+    let port: u16 = port.parse().unwrap();
+    // No handler thread can start: each connection is closed at once (EOF or reset).
+    for _ in 0..3 {
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        match (&client).read_to_end(&mut buf) {
+            Ok(_) => assert!(buf.is_empty(), "a handler ran: {buf:?}"),
+            Err(e) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset,
+                "not closed at once: {e}"
+            ),
+        }
+    }
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let stats = next("stats ");
+    assert!(child.wait().unwrap().success());
+    let field = |k: &str| -> u64 {
+        stats
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    println!("child: {stats}");
+    assert!(field("spawn_failures=") >= 3, "{stats}");
+    assert_eq!(field("rejected="), field("spawn_failures="), "{stats}");
+    assert_eq!(field("accepted="), 0, "{stats}");
+}
+
+#[test]
+#[ignore = "runs only as a child of thread_creation_failure_closes_the_connection_and_the_loop_goes_on"]
+fn nproc_child() {
+    if std::env::var(NPROC_VAR).is_err() {
+        return;
+    }
+    let server = Server::new(local(), |fd: OwnedFd, _| reply_ok(&fd)).unwrap();
+    let port = server.local_port().unwrap();
+    server.start().unwrap();
+    // RLIMIT_NPROC binds only a non-root user: drop to nobody with no thread to spare.
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as libc::rlim_t;
+    let limit = libc::rlimit {
+        rlim_cur: threads,
+        rlim_max: threads,
+    };
+    let dropped = unsafe {
+        libc::setrlimit(libc::RLIMIT_NPROC, &limit) == 0
+            && (libc::geteuid() != 0 || (libc::setgid(65534) == 0 && libc::setuid(65534) == 0))
+    };
+    if !dropped || std::thread::Builder::new().spawn(|| {}).is_ok() {
+        println!("port skip");
+        println!("reason RLIMIT_NPROC cannot be made to bind here");
+        return;
+    }
+    println!("port {port}");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    server.stop();
+    server.join(Duration::from_secs(5));
+    let s = server.stats();
+    println!(
+        "stats spawn_failures={} rejected={} accepted={} active={}",
+        s.spawn_failures, s.rejected, s.accepted, s.active
+    );
+}
