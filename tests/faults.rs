@@ -216,12 +216,14 @@ fn a_hundred_server_restarts_lose_and_tear_nothing() {
     }
     client.stop();
     client.join(Some(Duration::from_secs(10))).unwrap();
+    // A reconnect can land just before a stop takes hold: that connection is served too.
+    let connections = ledger.check();
+    assert!(connections >= 100, "{connections} connections");
     assert_eq!(
         ledger.count(),
-        2000,
-        "every record of every life of the server"
+        20 * connections,
+        "a connection lost records"
     );
-    assert_eq!(ledger.check(), 100);
     let s = client.stats();
     assert!(s.connects >= 100 && s.eofs >= 99, "{s:?}");
 }
@@ -585,10 +587,35 @@ fn a_vanished_peer_is_detected_by_keepalive_and_the_client_comes_back() {
         Duration::from_secs(30),
         || ledger.count() >= 10,
     );
+    // Again, but with our data in flight: retransmissions, not keepalive probes, run until
+    // TCP_USER_TIMEOUT (3 s) gives up.
+    ns.set_link(false);
+    let cut = Instant::now();
+    client
+        .send(&[0u8; 64])
+        .expect("the send is buffered by the kernel");
+    wait_for(
+        "TCP_USER_TIMEOUT to declare the peer dead",
+        Duration::from_secs(30),
+        || ledger.ends.lock().unwrap().len() >= 2,
+    );
+    let with_data = cut.elapsed();
+    assert_eq!(
+        ledger.ends.lock().unwrap()[1],
+        (Class::Timeout, libc::ETIMEDOUT)
+    );
+    assert!(with_data < Duration::from_secs(15), "took {with_data:?}");
+    println!("dead peer with data in flight detected after {with_data:?}");
+    ns.set_link(true);
+    wait_for(
+        "records after the second return",
+        Duration::from_secs(30),
+        || ledger.count() >= 15,
+    );
     client.stop();
     client.join(Some(Duration::from_secs(10))).unwrap();
     quit.store(true, Ordering::Relaxed);
     server_thread.join().unwrap();
-    assert_eq!(ledger.check(), 2);
+    assert_eq!(ledger.check(), 3);
     println!("dead peer detected after {detected:?}");
 }
