@@ -240,7 +240,8 @@ fn black_hole() -> (TcpListener, Vec<TcpStream>) {
     let addr = listener.local_addr().unwrap();
     let mut queued = Vec::new();
     for _ in 0..64 {
-        match TcpStream::connect_timeout(&addr, ms(200)) {
+        // Generous: under load a connect that gets through can take a while.
+        match TcpStream::connect_timeout(&addr, ms(1000)) {
             Ok(s) => queued.push(s),
             Err(_) => return (listener, queued),
         }
