@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
@@ -100,6 +100,15 @@ impl Ledger {
         }
         connections
     }
+}
+
+/// A record-mode client of 127.0.0.1:`port` with a fast backoff, filling `ledger`.
+fn record_client(port: u16, ledger: &Ledger) -> Client {
+    let config = ClientConfig {
+        dial: fast_dial("127.0.0.1", port),
+        mode: Mode::Records(64),
+    };
+    Client::start(config, ledger.clone()).unwrap()
 }
 
 fn count_dir(dir: &str) -> usize {
@@ -198,14 +207,7 @@ fn a_hundred_server_restarts_lose_and_tear_nothing() {
         .port();
     let ids = Arc::new(AtomicU32::new(0));
     let ledger = Ledger::default();
-    let client = Client::start(
-        ClientConfig {
-            dial: fast_dial("127.0.0.1", port),
-            mode: Mode::Records(64),
-        },
-        ledger.clone(),
-    )
-    .unwrap();
+    let client = record_client(port, &ledger);
     for round in 1..=100 {
         let server = record_server(port, ids.clone(), 20, false);
         wait_for("this round's records", Duration::from_secs(20), || {
@@ -236,14 +238,7 @@ fn an_rst_storm_resets_every_connection_and_loses_no_record() {
         .port();
     let server = record_server(port, Arc::new(AtomicU32::new(0)), 10, true);
     let ledger = Ledger::default();
-    let client = Client::start(
-        ClientConfig {
-            dial: fast_dial("127.0.0.1", port),
-            mode: Mode::Records(64),
-        },
-        ledger.clone(),
-    )
-    .unwrap();
+    let client = record_client(port, &ledger);
     wait_for("100 reset connections", Duration::from_secs(30), || {
         ledger.ends.lock().unwrap().len() >= 100
     });
@@ -322,23 +317,12 @@ const CHILD_PORT: &str = "RESOCK_FAULT_CHILD_PORT";
 
 /// A server process streaming records on a port until it is killed.
 fn spawn_child_server(port: u16, first_id: u32) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_record_server",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_PORT, format!("{port}:{first_id}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(
-        lines.any(|l| l.is_ok_and(|l| l.contains("ready"))),
-        "the child server did not start"
+    let mut child = common::spawn_child_test(
+        "child_record_server",
+        CHILD_PORT,
+        &format!("{port}:{first_id}"),
     );
+    common::ChildOutput::new(&mut child).next("ready");
     child
 }
 
@@ -350,14 +334,7 @@ fn a_server_killed_with_sigkill_mid_stream_is_survived() {
         .port();
     let mut first = spawn_child_server(port, 0);
     let ledger = Ledger::default();
-    let client = Client::start(
-        ClientConfig {
-            dial: fast_dial("127.0.0.1", port),
-            mode: Mode::Records(64),
-        },
-        ledger.clone(),
-    )
-    .unwrap();
+    let client = record_client(port, &ledger);
     wait_for(
         "records from the first server",
         Duration::from_secs(10),

@@ -3,16 +3,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::set_linger_zero;
+use common::{ChildOutput, field, set_linger_zero, spawn_child_test};
 use resock::io::{Opts, read_full, write_full};
 use resock::server::{Server, ServerConfig};
 
@@ -260,19 +259,7 @@ const EMFILE_VAR: &str = "RESOCK_EMFILE_CHILD";
 
 #[test]
 fn emfile_backs_off_instead_of_spinning_and_recovers() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "emfile_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(EMFILE_VAR, "1")
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child_test("emfile_child", EMFILE_VAR, "1");
     // Liveness: a child stuck for a minute is killed, which fails the reads below.
     let pid = child.id() as libc::pid_t;
     let (done, watch) = std::sync::mpsc::channel::<()>();
@@ -281,16 +268,8 @@ fn emfile_backs_off_instead_of_spinning_and_recovers() {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |prefix: &str| -> String {
-        loop {
-            let line = lines.next().expect("child output").unwrap();
-            // The harness prints "test emfile_child ... " before the child's first line.
-            if let Some((_, rest)) = line.split_once(prefix) {
-                return rest.trim().to_string();
-            }
-        }
-    };
+    let mut out = ChildOutput::new(&mut child);
+    let mut next = |marker: &str| out.next(marker);
     let port: u16 = next("port ").parse().unwrap();
     next("exhausted");
     // Five clients connect while the child has no fd to accept them with.
@@ -313,15 +292,8 @@ fn emfile_backs_off_instead_of_spinning_and_recovers() {
         cpu_ms < 300,
         "the accept loop used {cpu_ms} ms of CPU in 1 s of EMFILE"
     );
-    let field = |k: &str| -> u64 {
-        stats
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    assert!(field("emfile=") >= 1, "{stats}");
-    assert_eq!(field("accepted="), 5, "{stats}");
+    assert!(field(&stats, "emfile=") >= 1, "{stats}");
+    assert_eq!(field(&stats, "accepted="), 5, "{stats}");
 }
 
 #[test]
@@ -369,28 +341,9 @@ const NPROC_VAR: &str = "RESOCK_NPROC_CHILD";
 
 #[test]
 fn thread_creation_failure_closes_the_connection_and_the_loop_goes_on() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "nproc_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(NPROC_VAR, "1")
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |prefix: &str| -> String {
-        for line in lines.by_ref() {
-            if let Some((_, rest)) = line.unwrap().split_once(prefix) {
-                return rest.trim().to_string();
-            }
-        }
-        panic!("the child ended before printing {prefix:?}");
-    };
+    let mut child = spawn_child_test("nproc_child", NPROC_VAR, "1");
+    let mut out = ChildOutput::new(&mut child);
+    let mut next = |marker: &str| out.next(marker);
     let port = next("port ");
     if port == "skip" {
         println!("skipped: {}", next("reason "));
@@ -417,17 +370,14 @@ fn thread_creation_failure_closes_the_connection_and_the_loop_goes_on() {
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let stats = next("stats ");
     assert!(child.wait().unwrap().success());
-    let field = |k: &str| -> u64 {
-        stats
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
     println!("child: {stats}");
-    assert!(field("spawn_failures=") >= 3, "{stats}");
-    assert_eq!(field("rejected="), field("spawn_failures="), "{stats}");
-    assert_eq!(field("accepted="), 0, "{stats}");
+    assert!(field(&stats, "spawn_failures=") >= 3, "{stats}");
+    assert_eq!(
+        field(&stats, "rejected="),
+        field(&stats, "spawn_failures="),
+        "{stats}"
+    );
+    assert_eq!(field(&stats, "accepted="), 0, "{stats}");
 }
 
 #[test]

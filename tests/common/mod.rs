@@ -294,3 +294,54 @@ pub fn record_id(rec: &[u8]) -> Option<(u32, u32)> {
 pub fn record_is_intact(rec: &[u8]) -> bool {
     record_id(rec).is_some()
 }
+
+/// Runs one `#[ignore]`d test of this test binary in a child process with `var=value` set,
+/// stdin and stdout piped (the child scenarios of the fd, thread and SIGKILL tests).
+pub fn spawn_child_test(test: &str, var: &str, value: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(var, value)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A child's stdout, read a line at a time.
+pub struct ChildOutput {
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl ChildOutput {
+    pub fn new(child: &mut std::process::Child) -> Self {
+        use std::io::BufRead;
+        ChildOutput {
+            lines: std::io::BufReader::new(child.stdout.take().unwrap()).lines(),
+        }
+    }
+
+    /// The rest of the next line containing `marker` (the harness may print "test x ... "
+    /// before a child's first line).
+    pub fn next(&mut self, marker: &str) -> String {
+        for line in self.lines.by_ref() {
+            if let Some((_, rest)) = line.unwrap().split_once(marker) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("the child ended before printing {marker:?}");
+    }
+}
+
+/// The number after `key` in a "key=value key=value" line.
+pub fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
