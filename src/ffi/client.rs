@@ -5,11 +5,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use super::dial::{default_dial_config, dial_config_from_c, resock_dial_config};
-use super::{boundary, int_result, optional_ms, ptr_result, read_sized};
+use super::{boundary, int_result, optional_ms, ptr_result, read_sized, report_errno};
 use crate::client::{Client, ClientConfig, Mode, Session};
 use crate::dial::Stats;
 use crate::error::{Class, Error};
-use crate::sys::set_errno;
 
 /// A reconnecting client's configuration. Initialise with resock_client_config_init(),
 /// then set `dial.host`, `dial.port` and either `record_size` + `on_record` or `session`.
@@ -224,7 +223,7 @@ pub unsafe extern "C" fn resock_client_stats(c: *const resock_client, out: *mut 
         match unsafe { c.as_ref() } {
             // SAFETY: non-NULL out is writable by contract.
             Some(c) if !out.is_null() => unsafe { out.write(c.inner.stats()) },
-            _ => set_errno(libc::EINVAL),
+            _ => report_errno(libc::EINVAL),
         }
     })
 }

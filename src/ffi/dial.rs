@@ -4,12 +4,11 @@ use std::ffi::{c_char, c_int, c_uint};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::{boundary, int_result, ptr_result, read_sized, str_arg};
+use super::{boundary, int_result, ptr_result, read_sized, report_errno, str_arg};
 use crate::backoff::BackoffConfig;
 use crate::dial::{DialConfig, Dialer, Stats};
 use crate::error::Error;
 use crate::net::Keepalive;
-use crate::sys::set_errno;
 
 /// How a dialer reaches its server and retries. Initialise with resock_dial_config_init(),
 /// then set `host` and `port` (copied by resock_dialer_new: they need not outlive it).
@@ -275,7 +274,7 @@ pub unsafe extern "C" fn resock_dialer_stats(d: *const resock_dialer, out: *mut 
         match unsafe { d.as_ref() } {
             // SAFETY: non-NULL out is writable by contract.
             Some(d) if !out.is_null() => unsafe { out.write(d.inner.stats()) },
-            _ => set_errno(libc::EINVAL),
+            _ => report_errno(libc::EINVAL),
         }
     })
 }

@@ -6,10 +6,9 @@ use std::mem::size_of;
 
 use libc::{iovec, size_t, ssize_t};
 
-use super::{boundary, optional_ms, read_sized};
+use super::{boundary, optional_ms, read_sized, report_errno};
 use crate::error::{Error, Partial};
 use crate::io::{self, LineEnd, Opts};
-use crate::sys::{errno, set_errno};
 
 /// `opts.flags`: a signal that interrupts a syscall before any byte moved ends the call
 /// with -1/EINTR (and `*done`), so a signal handler can cancel it. By default EINTR is
@@ -263,20 +262,13 @@ fn check_buffer(buf: *const c_void, n: size_t) -> Result<(), Error> {
 }
 
 /// Stores `moved` in `*done` and turns a core result into the C return value and errno:
-/// the count on success (errno back to `entry_errno`: retried EINTR, EAGAIN and the
-/// ENOTSOCK probe leave their mark in errno, and C callers may rely on it being untouched),
-/// the short count with errno 0 at EOF, -1 with errno otherwise.
-unsafe fn finish(
-    result: Result<(), Partial>,
-    total: usize,
-    done: *mut size_t,
-    entry_errno: c_int,
-) -> ssize_t {
+/// the count on success (errno untouched: see `boundary`), the short count with errno 0
+/// at EOF, -1 with errno otherwise.
+unsafe fn finish(result: Result<(), Partial>, total: usize, done: *mut size_t) -> ssize_t {
     match result {
         Ok(()) => {
             // SAFETY: forwarded contract.
             unsafe { store(done, total) };
-            set_errno(entry_errno);
             total as ssize_t
         }
         Err(Partial {
@@ -285,7 +277,7 @@ unsafe fn finish(
         }) => {
             // SAFETY: forwarded contract.
             unsafe { store(done, moved) };
-            set_errno(0);
+            report_errno(0);
             moved as ssize_t
         }
         // SAFETY: forwarded contract.
@@ -296,7 +288,7 @@ unsafe fn finish(
 unsafe fn fail(error: Error, moved: usize, done: *mut size_t) -> ssize_t {
     // SAFETY: forwarded contract.
     unsafe { store(done, moved) };
-    set_errno(error.errno());
+    report_errno(error.errno());
     -1
 }
 
@@ -312,9 +304,8 @@ unsafe fn readn(fd: c_int, buf: *mut c_void, n: size_t, opts: &Opts, done: *mut 
         // SAFETY: forwarded contract.
         return unsafe { fail(error, 0, done) };
     }
-    let entry_errno = errno();
     // SAFETY: checked above; the caller guarantees the memory.
-    unsafe { finish(io::read_raw(fd, buf.cast(), n, opts), n, done, entry_errno) }
+    unsafe { finish(io::read_raw(fd, buf.cast(), n, opts), n, done) }
 }
 
 unsafe fn writen(
@@ -328,9 +319,8 @@ unsafe fn writen(
         // SAFETY: forwarded contract.
         return unsafe { fail(error, 0, done) };
     }
-    let entry_errno = errno();
     // SAFETY: checked above; the caller guarantees the memory.
-    unsafe { finish(io::write_raw(fd, buf.cast(), n, opts), n, done, entry_errno) }
+    unsafe { finish(io::write_raw(fd, buf.cast(), n, opts), n, done) }
 }
 
 unsafe fn writev(
@@ -380,9 +370,8 @@ unsafe fn writev(
         on_heap.extend_from_slice(entries);
         &mut on_heap
     };
-    let entry_errno = errno();
     // SAFETY: every entry was checked; the caller guarantees the memory.
-    unsafe { finish(io::writev_raw(fd, work, opts), total, done, entry_errno) }
+    unsafe { finish(io::writev_raw(fd, work, opts), total, done) }
 }
 
 unsafe fn readline(
@@ -402,7 +391,6 @@ unsafe fn readline(
         return 0;
     }
     let buf = buf.cast::<u8>();
-    let entry_errno = errno();
     // SAFETY: maxlen - 1 bytes plus the NUL fit the caller's buffer.
     let result = unsafe { io::read_line_raw(fd, buf, maxlen - 1, opts) };
     let stored = match &result {
@@ -415,15 +403,13 @@ unsafe fn readline(
     unsafe { store(done, stored) };
     match result {
         Ok(line) => {
-            set_errno(if line.end == LineEnd::Eof {
-                0
-            } else {
-                entry_errno
-            });
+            if line.end == LineEnd::Eof {
+                report_errno(0);
+            }
             stored as ssize_t
         }
         Err(partial) => {
-            set_errno(partial.error.errno());
+            report_errno(partial.error.errno());
             -1
         }
     }

@@ -2,9 +2,8 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
-use super::boundary;
+use super::{boundary, report_errno};
 use crate::log::{self, Level};
-use crate::sys::set_errno;
 use crate::{doctor, error};
 
 /// The ABI generation of this library. It changes whenever an existing function, struct or
@@ -114,7 +113,7 @@ pub unsafe extern "C" fn resock_set_log(
 pub unsafe extern "C" fn resock_doctor_report(buf: *mut c_char, len: usize) -> libc::ssize_t {
     boundary(|| {
         if buf.is_null() && len > 0 {
-            set_errno(libc::EINVAL);
+            report_errno(libc::EINVAL);
             return -1;
         }
         let text = doctor::render_text(&doctor::report());

@@ -11,7 +11,9 @@
 //!   buffer is fine when its length is 0; a NULL out-parameter is skipped.
 //! - **fds**: an fd passed in is borrowed; resock never closes it.
 //! - **errno**: set only on failure (and to 0 at a short EOF), after every cleanup call, so
-//!   it is exactly the failing syscall's.
+//!   it is exactly the failing syscall's. [`boundary`] restores the caller's errno when the
+//!   body reported nothing through [`report_errno`]: retried EINTR, a refused attempt
+//!   before a success, or a futex inside a lock never leak out of a call that succeeded.
 
 // C names (resock_dialer, resock_io_opts) are the public contract.
 #![allow(non_camel_case_types)]
@@ -23,12 +25,25 @@ mod misc;
 mod net;
 mod server;
 
+use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_int};
 use std::mem::size_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::error::Error;
-use crate::sys::set_errno;
+use crate::sys::{errno, set_errno};
+
+thread_local! {
+    /// Whether the running export reported an errno (see [`report_errno`]).
+    static REPORTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets errno as the running export's result (a failure, or 0 at a short EOF); without
+/// it, [`boundary`] gives the caller back the errno it had.
+pub(crate) fn report_errno(value: c_int) {
+    set_errno(value);
+    REPORTED.with(|r| r.set(true));
+}
 
 /// The value an export returns when its body panicked.
 pub(crate) trait PanicValue {
@@ -63,15 +78,23 @@ impl<T> PanicValue for *mut T {
     }
 }
 
-/// Runs an export's body; a panic becomes `R::panic_value()` with errno EIO.
+/// Runs an export's body; a panic becomes `R::panic_value()` with errno EIO. errno is
+/// the one the body reported, or else the caller's own, untouched.
 pub(crate) fn boundary<R: PanicValue>(body: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    let entry_errno = errno();
+    // Saved and restored, so a C callback that calls another export cannot confuse them.
+    let outer = REPORTED.with(|r| r.replace(false));
+    let value = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(_) => {
-            set_errno(libc::EIO);
+            report_errno(libc::EIO);
             R::panic_value()
         }
+    };
+    if !REPORTED.with(|r| r.replace(outer)) {
+        set_errno(entry_errno);
     }
+    value
 }
 
 /// An int-returning call's result for C: the value, or -1 with errno.
@@ -79,7 +102,7 @@ pub(crate) fn int_result(result: Result<c_int, Error>) -> c_int {
     match result {
         Ok(value) => value,
         Err(e) => {
-            set_errno(e.errno());
+            report_errno(e.errno());
             -1
         }
     }
@@ -90,7 +113,7 @@ pub(crate) fn ptr_result<T>(result: Result<*mut T, Error>) -> *mut T {
     match result {
         Ok(p) => p,
         Err(e) => {
-            set_errno(e.errno());
+            report_errno(e.errno());
             std::ptr::null_mut()
         }
     }
@@ -167,5 +190,33 @@ mod tests {
         set_errno(1234);
         assert_eq!(boundary(|| 7 as libc::c_int), 7);
         assert_eq!(crate::sys::errno(), 1234);
+    }
+
+    #[test]
+    fn errno_is_the_callers_unless_the_body_reports_one() {
+        set_errno(1234);
+        // A retried EINTR inside a call that then succeeds.
+        assert_eq!(
+            boundary(|| {
+                set_errno(libc::EINTR);
+                0 as libc::c_int
+            }),
+            0
+        );
+        assert_eq!(crate::sys::errno(), 1234);
+        let r: libc::c_int = boundary(|| {
+            report_errno(libc::EPIPE);
+            -1
+        });
+        assert_eq!((r, crate::sys::errno()), (-1, libc::EPIPE));
+        // An export called from inside another one's callback keeps them apart.
+        set_errno(77);
+        let outer: libc::c_int = boundary(|| {
+            let inner: libc::c_int = boundary(|| 1);
+            assert_eq!(inner, 1);
+            report_errno(libc::ECONNRESET);
+            -1
+        });
+        assert_eq!((outer, crate::sys::errno()), (-1, libc::ECONNRESET));
     }
 }

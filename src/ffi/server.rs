@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use socket2::SockAddr;
 
-use super::{boundary, int_result, ptr_result, read_sized, str_arg};
+use super::{boundary, int_result, ptr_result, read_sized, report_errno, str_arg};
 use crate::error::Error;
 use crate::server::{AcceptStats, Handler, Server, ServerConfig};
-use crate::sys::set_errno;
 
 /// A connection handler: serves `fd` (accepted, close-on-exec) from `peer`.
 type HandlerFn = unsafe extern "C" fn(
@@ -252,7 +251,7 @@ pub unsafe extern "C" fn resock_server_stats(s: *const resock_server, out: *mut 
         match unsafe { s.as_ref() } {
             // SAFETY: non-NULL out is writable by contract.
             Some(s) if !out.is_null() => unsafe { out.write(s.inner.stats()) },
-            _ => set_errno(libc::EINVAL),
+            _ => report_errno(libc::EINVAL),
         }
     })
 }
