@@ -121,6 +121,7 @@ struct PoolState {
     jobs: VecDeque<Job>,
     idle: usize,
     active: usize,
+    /// The counters; `active` is filled in from the field above when read.
     stats: AcceptStats,
 }
 
@@ -267,7 +268,11 @@ impl Server {
 
     /// A consistent snapshot of the counters.
     pub fn stats(&self) -> AcceptStats {
-        lock(&self.shared.pool).stats
+        let pool = lock(&self.shared.pool);
+        AcceptStats {
+            active: pool.active as u64,
+            ..pool.stats
+        }
     }
 }
 
@@ -420,7 +425,6 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
     let mut pool = lock(&shared.pool);
     pool.active += 1;
     pool.stats.accepted += 1;
-    pool.stats.active = pool.active as u64;
     pool.stats.peak = pool.stats.peak.max(pool.active as u64);
     if pool.idle > pool.jobs.len() {
         pool.jobs.push_back(job);
@@ -442,7 +446,6 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
         Err(e) => {
             pool.active -= 1;
             pool.stats.accepted -= 1;
-            pool.stats.active = pool.active as u64;
             pool.stats.rejected += 1;
             pool.stats.spawn_failures += 1;
             drop(pool);
@@ -497,7 +500,6 @@ fn worker(shared: &Shared) {
         }
         let mut pool = lock(&shared.pool);
         pool.active -= 1;
-        pool.stats.active = pool.active as u64;
         drop(pool);
         shared.handler_done.notify_all();
     }

@@ -681,13 +681,7 @@ fn writev_sends_everything_in_order_and_validates_its_array() {
     let parts: Vec<Vec<u8>> = (0..40u64)
         .map(|i| pattern(10_000 + i as usize * 997, i))
         .collect();
-    let iov: Vec<iovec> = parts
-        .iter()
-        .map(|p| iovec {
-            iov_base: p.as_ptr() as *mut c_void,
-            iov_len: p.len(),
-        })
-        .collect();
+    let iov = iovecs(&parts);
     let snapshot: Vec<(usize, usize)> = iov
         .iter()
         .map(|v| (v.iov_base as usize, v.iov_len))
@@ -751,13 +745,7 @@ fn writev_sends_everything_in_order_and_validates_its_array() {
 fn writev_to_a_pipe_with_a_hundred_entries() {
     let (r, w) = pipe();
     let parts: Vec<Vec<u8>> = (0..100u64).map(|i| pattern(3000, 50 + i)).collect();
-    let iov: Vec<iovec> = parts
-        .iter()
-        .map(|p| iovec {
-            iov_base: p.as_ptr() as *mut c_void,
-            iov_len: p.len(),
-        })
-        .collect();
+    let iov = iovecs(&parts);
     let expect = parts.concat();
     let reader = thread::spawn(move || {
         let mut got = vec![0u8; 300_000];
@@ -897,6 +885,17 @@ fn readline_with_a_deadline_times_out_with_the_count() {
     let r = unsafe { resock_readline(b.as_raw_fd(), line.as_mut_ptr().cast(), 64, &o, &mut done) };
     assert_eq!((r, errno(), done), (-1, libc::ETIMEDOUT, 14));
     assert_eq!(&line[..15], b"no newline yet\0");
+}
+
+/// One iovec per buffer, for the C calls.
+fn iovecs(parts: &[Vec<u8>]) -> Vec<iovec> {
+    parts
+        .iter()
+        .map(|p| iovec {
+            iov_base: p.as_ptr() as *mut c_void,
+            iov_len: p.len(),
+        })
+        .collect()
 }
 
 fn tempdir() -> std::path::PathBuf {

@@ -409,6 +409,15 @@ impl Session for Collector {
     }
 }
 
+/// A record-mode client of 127.0.0.1:`port` (backoff 20 ms to 200 ms) feeding `collector`.
+fn collecting_client(port: u16, collector: &Collector) -> Client {
+    let config = ClientConfig {
+        dial: config(port, 20, 200, 0.5),
+        mode: Mode::Records(64),
+    };
+    Client::start(config, collector.clone()).unwrap()
+}
+
 fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -422,14 +431,7 @@ fn a_client_is_back_after_a_server_restart_with_every_record_intact() {
     let server = ScriptServer::start("127.0.0.1:0", Script::Records(100));
     let port = server.port();
     let collector = Collector::default();
-    let client = Client::start(
-        ClientConfig {
-            dial: config(port, 20, 200, 0.5),
-            mode: Mode::Records(64),
-        },
-        collector.clone(),
-    )
-    .unwrap();
+    let client = collecting_client(port, &collector);
     wait_for("the first 100 records", Duration::from_secs(10), || {
         collector.records.lock().unwrap().len() >= 100
     });
@@ -460,14 +462,7 @@ fn stop_from_another_thread_while_in_a_record_read() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let collector = Collector::default();
-    let client = Client::start(
-        ClientConfig {
-            dial: config(port, 20, 200, 0.5),
-            mode: Mode::Records(64),
-        },
-        collector.clone(),
-    )
-    .unwrap();
+    let client = collecting_client(port, &collector);
     let (_held, _) = listener.accept().unwrap();
     wait_for("connected", Duration::from_secs(5), || {
         client.stats().state == State::Connected
@@ -494,16 +489,7 @@ fn stop_from_inside_on_record() {
         stop_after: Some(10),
         ..Collector::default()
     };
-    let client = Arc::new(
-        Client::start(
-            ClientConfig {
-                dial: config(server.port(), 20, 200, 0.5),
-                mode: Mode::Records(64),
-            },
-            collector.clone(),
-        )
-        .unwrap(),
-    );
+    let client = Arc::new(collecting_client(server.port(), &collector));
     *collector.client.lock().unwrap() = Some(client.clone());
     client.join(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(
