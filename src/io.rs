@@ -363,6 +363,7 @@ pub(crate) unsafe fn read_raw(
     let mut done = 0;
     let mut socket = true;
     while done < len {
+        crate::test_hooks::pause("io.next_syscall");
         let chunk = (len - done).min(MAX_IO);
         // SAFETY: done < len, so the pointer stays inside the caller's buffer.
         let at = unsafe { buf.add(done) };
@@ -533,6 +534,7 @@ fn write_loop(fd: RawFd, out: &mut impl Outgoing, opts: &Opts) -> Result<(), Par
                 Err(error) => return Err(Partial { done, error }),
             };
             guard.get_or_insert_with(SigpipeGuard::arm);
+            crate::test_hooks::pause("io.before_write");
             out.write(fd, cap)
         };
         match result {
@@ -730,6 +732,41 @@ mod tests {
         let mut got = [0u8; 9];
         read_full(&b, &mut got, &Opts::default()).unwrap();
         assert_eq!(&got, b"head:body");
+    }
+
+    /// An O_NONBLOCK eventfd whose counter leaves no room for `value`: poll reports it
+    /// writable (the counter is below its maximum) but write says EAGAIN.
+    fn full_nonblocking_eventfd() -> std::os::fd::OwnedFd {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscalls on a fresh fd.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK) };
+        assert!(fd >= 0);
+        let near_max: u64 = u64::MAX - 10;
+        // SAFETY: 8 readable bytes.
+        assert_eq!(
+            unsafe { libc::write(fd, (&near_max as *const u64).cast(), 8) },
+            8
+        );
+        // SAFETY: fd is ours.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+    }
+
+    #[test]
+    fn ready_but_refused_never_spins() {
+        let efd = full_nonblocking_eventfd();
+        let value = 100u64.to_ne_bytes();
+        counters::reset();
+        let stopped = write_full(
+            &efd,
+            &value,
+            &Opts::with_timeout(Duration::from_millis(300)),
+        )
+        .unwrap_err();
+        assert!(matches!(stopped.error, Error::TimedOut));
+        // A spin makes thousands of poll/write pairs in 300 ms; backing off (at most a few
+        // ms between attempts) makes at most a few dozen, fewer on a busy machine.
+        let attempts = counters::count(Call::Write);
+        assert!(attempts < 200, "{attempts} writes in 300 ms: a busy loop");
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -906,4 +906,346 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+// ---- The promises an adversarial review broke (issue 12), one test each. ----
+
+/// A connected socketpair of `ty` (SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM).
+fn socketpair(ty: c_int) -> (RawFd, RawFd) {
+    let mut fds = [0; 2];
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) },
+        0
+    );
+    (fds[0], fds[1])
+}
+
+/// This thread's kernel thread id, for /proc/self/task.
+fn gettid() -> libc::pid_t {
+    unsafe { libc::gettid() }
+}
+
+/// Waits until thread `tid` sleeps inside a syscall (/proc says which one, not "running"),
+/// so one signal lands in a blocked call rather than before it.
+fn wait_until_blocked(tid: libc::pid_t) {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let limit = Instant::now() + Duration::from_secs(30);
+    loop {
+        let call = std::fs::read_to_string(&path).unwrap_or_default();
+        let state = std::fs::read_to_string(&stat).unwrap_or_default();
+        // Field 3 of stat, after the parenthesised name: S = interruptible sleep.
+        let sleeping = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('S'));
+        if sleeping && !call.starts_with("running") && !call.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < limit, "thread {tid} never blocked");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn datagram_and_seqpacket_reads_are_refused_before_any_byte_moves() {
+    for ty in [libc::SOCK_DGRAM, libc::SOCK_SEQPACKET] {
+        let (a, b) = socketpair(ty);
+        for d in [&[1u8; 10][..], &[2u8; 100][..], &[3u8; 4][..]] {
+            assert_eq!(
+                writen(a, d),
+                (d.len() as isize, 4242),
+                "writes: one datagram each"
+            );
+        }
+        let mut buf = [0u8; 40];
+        assert_eq!(readn(b, &mut buf), (-1, libc::EPROTOTYPE), "type {ty}");
+        for o in [
+            opts(-1, 0),
+            opts(100, 0),
+            opts(0, 0),
+            opts(-1, RETURN_ON_EINTR),
+        ] {
+            assert_eq!(readn_opts(b, &mut buf, &o), (-1, libc::EPROTOTYPE, 0));
+            let mut done = 9;
+            let r = unsafe { resock_readline(b, buf.as_mut_ptr().cast(), 40, &o, &mut done) };
+            assert_eq!((r, errno(), done), (-1, libc::EPROTOTYPE, 0));
+        }
+        set_errno(0);
+        assert_eq!(unsafe { readline_sync(b, buf.as_mut_ptr().cast(), 40) }, -1);
+        assert_eq!(errno(), libc::EPROTOTYPE);
+        // Nothing was consumed: the three datagrams are still queued, whole, in order.
+        let mut big = [0u8; 200];
+        for expect in [10, 100, 4] {
+            let n = unsafe { libc::recv(b, big.as_mut_ptr().cast(), 200, libc::MSG_DONTWAIT) };
+            assert_eq!(n, expect, "type {ty}");
+        }
+        close(a);
+        close(b);
+    }
+    // A zero-length datagram is not EOF.
+    let (a, b) = socketpair(libc::SOCK_DGRAM);
+    assert_eq!(unsafe { libc::send(a, std::ptr::null(), 0, 0) }, 0);
+    let mut buf = [0u8; 4];
+    assert_eq!(readn(b, &mut buf), (-1, libc::EPROTOTYPE));
+    close(a);
+    close(b);
+}
+
+#[test]
+fn timeout_zero_moves_what_is_ready_on_pipes_and_files() {
+    let (pr, pw) = pipe();
+    assert_eq!(writen(pw, b"12345").0, 5);
+    let mut buf = [0u8; 10];
+    assert_eq!(
+        readn_opts(pr, &mut buf, &opts(0, 0)),
+        (-1, libc::ETIMEDOUT, 5)
+    );
+    assert_eq!(&buf[..5], b"12345");
+    assert_eq!(writen_opts(pw, b"room", &opts(0, 0)), (4, 4242, 4));
+    assert_eq!(readn_opts(pr, &mut buf[..4], &opts(0, 0)), (4, 4242, 4));
+    close(pr);
+    close(pw);
+    let dir = tempdir();
+    let path = dir.join("five");
+    std::fs::write(&path, b"abcde").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    assert_eq!(
+        readn_opts(file.as_raw_fd(), &mut buf, &opts(0, 0)),
+        (5, 0, 5)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `call` on a new thread, waits until it blocks, sends it one `signal`, and returns
+/// the call's result; `unblock` runs if the call has not returned after a generous bound,
+/// so a call that ignores the signal fails the test instead of hanging it.
+fn one_signal_while_blocked<T: Send + 'static>(
+    signal: c_int,
+    call: impl FnOnce() -> T + Send + 'static,
+    unblock: impl FnOnce(),
+) -> T {
+    install_eintr_handler();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let worker = thread::spawn(move || {
+        tid_tx
+            .send((gettid(), unsafe { libc::pthread_self() } as usize))
+            .unwrap();
+        call()
+    });
+    let (tid, pthread) = tid_rx.recv().unwrap();
+    wait_until_blocked(tid);
+    unsafe { libc::pthread_kill(pthread as libc::pthread_t, signal) };
+    let limit = Instant::now() + Duration::from_secs(10);
+    while !worker.is_finished() && Instant::now() < limit {
+        thread::sleep(Duration::from_millis(5));
+    }
+    if !worker.is_finished() {
+        unblock();
+    }
+    worker.join().unwrap()
+}
+
+#[test]
+fn return_on_eintr_cancels_after_buffered_bytes_with_one_signal() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"xyz").unwrap();
+    let fd = b.as_raw_fd();
+    let got = one_signal_while_blocked(
+        libc::SIGUSR1,
+        move || {
+            let mut buf = [0u8; 10];
+            let r = readn_opts(fd, &mut buf, &opts(-1, RETURN_ON_EINTR));
+            drop(b);
+            r
+        },
+        || a.write_all(b"0123456").unwrap(),
+    );
+    assert_eq!(got, (-1, libc::EINTR, 3));
+}
+
+#[test]
+fn return_on_eintr_cancels_a_large_write_that_moved_some_bytes() {
+    let (a, b) = UnixStream::pair().unwrap();
+    set_int_opt(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+    let fd = a.as_raw_fd();
+    let got = one_signal_while_blocked(
+        libc::SIGUSR1,
+        move || {
+            let big = vec![5u8; 4 << 20];
+            let r = writen_opts(fd, &big, &opts(-1, RETURN_ON_EINTR));
+            drop(a);
+            r
+        },
+        || {
+            let mut sink = Vec::new();
+            let _ = (&b).read_to_end(&mut sink);
+        },
+    );
+    assert_eq!((got.0, got.1), (-1, libc::EINTR));
+    assert!(got.2 > 0 && got.2 < 4 << 20, "done={}", got.2);
+}
+
+#[test]
+fn return_on_eintr_cancels_even_with_an_sa_restart_handler() {
+    // SIGUSR2's handler has SA_RESTART (glibc signal()): the kernel restarts recv/read,
+    // never poll.
+    for pipe_too in [false, true] {
+        let (rfd, wfd, keep) = if pipe_too {
+            let (r, w) = pipe();
+            (r, w, None)
+        } else {
+            let (a, b) = UnixStream::pair().unwrap();
+            (b.as_raw_fd(), a.as_raw_fd(), Some((a, b)))
+        };
+        let got = one_signal_while_blocked(
+            libc::SIGUSR2,
+            move || {
+                let mut buf = [0u8; 4];
+                readn_opts(rfd, &mut buf, &opts(-1, RETURN_ON_EINTR))
+            },
+            || assert_eq!(writen(wfd, b"late").0, 4),
+        );
+        assert_eq!(got, (-1, libc::EINTR, 0), "pipe={pipe_too}");
+        if keep.is_none() {
+            close(rfd);
+            close(wfd);
+        }
+    }
+}
+
+#[test]
+fn readline_with_so_peek_off_set_reads_every_line() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    set_int_opt(b.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0);
+    a.write_all(b"one\ntwo\nthree\n").unwrap();
+    let mut line = [0u8; 64];
+    for expect in [&b"one\n"[..], b"two\n", b"three\n"] {
+        let mut done = 0;
+        // A deadline so a peek that looks past the queued data fails the test, not hangs it.
+        let o = opts(5000, 0);
+        let r =
+            unsafe { resock_readline(b.as_raw_fd(), line.as_mut_ptr().cast(), 64, &o, &mut done) };
+        assert_eq!(r, expect.len() as isize, "errno {}", errno());
+        assert_eq!(&line[..done], expect);
+    }
+    let mut off: c_int = -2;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    unsafe {
+        libc::getsockopt(
+            b.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&mut off as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(off, 0, "the caller's peek offset is where it was");
+}
+
+#[test]
+fn rust_api_takes_any_duration_without_panicking() {
+    use resock::io::{Opts, read_full, read_line, write_full};
+    let (a, b) = UnixStream::pair().unwrap();
+    for t in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_nanos(1),
+    ] {
+        let o = Opts::with_timeout(t);
+        write_full(&a, b"ab\n", &o).unwrap();
+        let mut buf = [0u8; 2];
+        read_full(&b, &mut buf, &o).unwrap();
+        let mut line = [0u8; 8];
+        assert_eq!(read_line(&b, &mut line, &o).unwrap().len, 1);
+    }
+}
+
+#[test]
+fn readline_with_room_for_only_the_nul_is_einval_not_eof() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"x\n").unwrap();
+    let mut buf = [7u8; 1];
+    set_errno(0);
+    let r = unsafe { readline_sync(b.as_raw_fd(), buf.as_mut_ptr().cast(), 1) };
+    assert_eq!((r, errno()), (-1, libc::EINVAL));
+    let mut rest = [0u8; 2];
+    assert_eq!(readn(b.as_raw_fd(), &mut rest).0, 2, "nothing was read");
+}
+
+#[test]
+fn the_header_does_not_promise_readline_is_safe_for_two_threads_on_one_fd() {
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/resock.h")).unwrap();
+    let doc = header
+        .split("readline_sync(int fd")
+        .next()
+        .and_then(|before| before.rsplit("*/").nth(1))
+        .unwrap_or_default();
+    assert!(!doc.contains("thread-safe"), "{doc}");
+    assert!(doc.contains("one thread at a time"), "{doc}");
+}
+
+#[cfg(feature = "test-hooks")]
+mod hooked {
+    use super::*;
+    use resock::test_hooks::arm;
+
+    #[test]
+    fn a_pipe_write_that_lost_its_room_still_meets_the_deadline() {
+        let (r, w) = pipe();
+        assert_eq!(unsafe { libc::fcntl(w, libc::F_SETPIPE_SZ, 4096) }, 4096);
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel();
+        let writer = thread::spawn(move || {
+            gate_tx.send(arm("io.before_write", 0)).unwrap();
+            let start = Instant::now();
+            let res = writen_opts(w, &[1u8; 100], &opts(200, 0));
+            (res, start.elapsed())
+        });
+        let gate = gate_rx.recv().unwrap();
+        gate.wait_arrival();
+        // Another writer takes all the room between the writer's readiness and its write.
+        let filler = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{w}"))
+            .unwrap();
+        assert_eq!(writen(filler.as_raw_fd(), &[2u8; 4096]).0, 4096);
+        gate.release();
+        let limit = Instant::now() + Duration::from_secs(10);
+        while !writer.is_finished() && Instant::now() < limit {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if !writer.is_finished() {
+            let mut sink = [0u8; 8192];
+            unsafe { libc::read(r, sink.as_mut_ptr().cast(), sink.len()) };
+        }
+        let ((res, e, done), took) = writer.join().unwrap();
+        assert_eq!((res, e, done), (-1, libc::ETIMEDOUT, 0));
+        assert!(
+            took < Duration::from_secs(5),
+            "blocked past the deadline: {took:?}"
+        );
+        close(r);
+        close(w);
+    }
+
+    #[test]
+    fn the_deadline_is_checked_before_every_syscall_while_data_keeps_coming() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(&[1u8; 10]).unwrap();
+        let fd = b.as_raw_fd();
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            // Stop before the second syscall of the call.
+            gate_tx.send(arm("io.next_syscall", 1)).unwrap();
+            let mut buf = [0u8; 20];
+            readn_opts(fd, &mut buf, &opts(100, 0))
+        });
+        let gate = gate_rx.recv().unwrap();
+        gate.wait_arrival();
+        thread::sleep(Duration::from_millis(150));
+        a.write_all(&[2u8; 10]).unwrap();
+        gate.release();
+        assert_eq!(reader.join().unwrap(), (-1, libc::ETIMEDOUT, 10));
+        drop(b);
+    }
 }

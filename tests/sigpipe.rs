@@ -25,6 +25,9 @@ const SCENARIOS: &[&str] = &[
     "pipe_pending_before_stays_pending",
     "pipe_blocked_before_not_left_pending",
     "pipe_ignored",
+    "pipe_process_directed_pending_stays_and_ours_is_consumed",
+    #[cfg(feature = "test-hooks")]
+    "pipe_disposition_flipped_to_dfl_mid_call",
 ];
 
 #[test]
@@ -155,6 +158,43 @@ fn child_scenario() {
             println!("scenario {scenario} ok");
             return;
         }
+        "pipe_process_directed_pending_stays_and_ours_is_consumed" => {
+            // A process-directed SIGPIPE stays pending only while every thread blocks it:
+            // fork, so the child has one thread.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                unsafe { libc::_exit(process_directed_pending_child()) };
+            }
+            let mut status = 0;
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child status {status:#x}: exit code {} (see process_directed_pending_child)",
+                libc::WEXITSTATUS(status)
+            );
+        }
+        #[cfg(feature = "test-hooks")]
+        "pipe_disposition_flipped_to_dfl_mid_call" => {
+            // libcurl without CURLOPT_NOSIGNAL swaps SIG_IGN in and out around transfers:
+            // the disposition may be SIG_DFL by the time the write happens.
+            set_disposition(libc::SIG_IGN);
+            let (r, w) = pipe();
+            close(r);
+            let (gate_tx, gate_rx) = std::sync::mpsc::channel();
+            let writer = thread::spawn(move || {
+                gate_tx
+                    .send(resock::test_hooks::arm("io.before_write", 0))
+                    .unwrap();
+                writen(w, b"x")
+            });
+            let gate = gate_rx.recv().unwrap();
+            gate.wait_arrival();
+            set_disposition(libc::SIG_DFL);
+            gate.release();
+            assert_eq!(writer.join().unwrap(), (-1, libc::EPIPE));
+            close(w);
+        }
         other => panic!("unknown scenario {other}"),
     }
     assert!(!sigpipe_pending(), "a SIGPIPE was left pending");
@@ -165,6 +205,42 @@ fn child_scenario() {
     );
     assert_eq!(disposition(), libc::SIG_DFL, "the disposition was touched");
     println!("scenario {scenario} ok");
+}
+
+/// In a one-thread child: with SIGPIPE blocked and a process-directed SIGPIPE pending, a
+/// write to a broken pipe raises a thread-directed one; afterwards exactly the
+/// process-directed one must be pending. Returns 0, or which check failed.
+fn process_directed_pending_child() -> i32 {
+    block_sigpipe();
+    unsafe { libc::kill(libc::getpid(), libc::SIGPIPE) };
+    if pending_sets() != (false, true) {
+        return 2;
+    }
+    let (r, w) = pipe();
+    close(r);
+    if writen(w, b"x") != (-1, libc::EPIPE) {
+        return 3;
+    }
+    match pending_sets() {
+        (false, true) => 0,
+        (true, true) => 4, // our own SIGPIPE was left pending in the thread
+        (_, false) => 5,   // the caller's process-directed SIGPIPE was consumed
+    }
+}
+
+/// SIGPIPE in this thread's own pending set and in the process's shared one, from
+/// /proc/thread-self/status (sigpending(2) merges the two).
+fn pending_sets() -> (bool, bool) {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let has = |key: &str| {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .trim();
+        u64::from_str_radix(hex, 16).unwrap() & (1 << (libc::SIGPIPE - 1)) != 0
+    };
+    (has("SigPnd:"), has("ShdPnd:"))
 }
 
 fn set_disposition(handler: libc::sighandler_t) {
