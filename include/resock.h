@@ -30,9 +30,13 @@
 
 
 /**
- * `opts.flags`: a signal that interrupts a syscall before any byte moved ends the call
- * with -1/EINTR (and `*done`), so a signal handler can cancel it. By default EINTR is
- * retried.
+ * `opts.flags`: a signal whose handler runs while the call waits ends the call with
+ * -1/EINTR and `*done` = the bytes moved so far, so a signal handler can cancel it: also
+ * after some bytes moved, and also when the handler was installed with SA_RESTART (glibc
+ * signal()). With this flag every syscall of the call is nonblocking and the only wait is
+ * poll(2), which the kernel never restarts. A signal whose handler runs between two
+ * syscalls, while the call is not waiting, does not end it; disk reads and writes of
+ * regular files are not interrupted. By default EINTR is retried.
  */
 #define RESOCK_IO_RETURN_ON_EINTR 1
 
@@ -350,8 +354,17 @@ typedef struct resock_io_opts {
   size_t struct_size;
   /**
    * Deadline for the whole call in milliseconds, on CLOCK_MONOTONIC from the call's
-   * start; -1 = none; 0 = move only what can move without waiting. Works on blocking
-   * fds too. Expiry returns -1/ETIMEDOUT with `*done` set.
+   * start; -1 = none. It is checked before every syscall after the first, so 0 means
+   * one nonblocking attempt: it moves what is ready now and returns -1/ETIMEDOUT if that
+   * was not everything (even if EOF would come next). Expiry returns -1/ETIMEDOUT with
+   * `*done` set. No syscall blocks past it on sockets (MSG_DONTWAIT), pipes, FIFOs and
+   * eventfd reads (preadv2/pwritev2 with RWF_NOWAIT), blocking or not. Weaker: fds
+   * without a per-call nonblocking mode (ttys, other character devices, eventfd writes)
+   * are polled, then read or written with a plain syscall, which can block past the
+   * deadline if another thread takes the data or the room in between, or if the fd says
+   * it is writable without room for this write (an eventfd counter near its maximum);
+   * set O_NONBLOCK on such fds for a hard bound. Regular files and block devices: the
+   * disk wait inside one syscall is not bounded.
    */
   int timeout_ms;
   /**
@@ -604,8 +617,7 @@ void resock_dialer_free(struct resock_dialer *d);
  * Fills `opts` with the defaults of the _sync calls: struct_size set, no deadline, no
  * flags. A NULL `opts` is ignored.
  *
- * # Safety
- * `opts` is NULL or points to writable memory of sizeof(resock_io_opts) bytes.
+ * Memory: `opts` is NULL or points to writable memory of sizeof(resock_io_opts) bytes.
  */
 void resock_io_opts_init(struct resock_io_opts *opts);
 
@@ -618,14 +630,30 @@ void resock_io_opts_init(struct resock_io_opts *opts);
  * expired); bytes read before the error are consumed — use resock_readn to learn how many.
  * On success errno is untouched.
  *
- * EINTR is always retried. On a socket one `recv(MSG_WAITALL)` usually reads the whole
- * message; other fds (pipes, FIFOs, files, ttys) use read(2). On an O_NONBLOCK fd, EAGAIN
- * is waited out with poll. `n == 0` returns 0 with no syscall (buffer may be NULL);
- * `n > SSIZE_MAX` or a NULL buffer with `n > 0`: -1/EINVAL with no syscall. The fd is
- * borrowed, never closed. No global state: threads may call it on distinct fds at once.
+ * Fds: stream sockets (TCP, AF_UNIX SOCK_STREAM), pipes, FIFOs, files, ttys. Datagram,
+ * seqpacket and raw sockets are refused with -1/EPROTOTYPE before any byte moves: they
+ * carry records, and a record longer than the request would lose its tail, an empty one
+ * would look like EOF. Read them with recv(2).
  *
- * # Safety
- * `buffer` points to `n` writable bytes (an invalid pointer gives EFAULT from the kernel).
+ * Cost: one syscall per call on a stream socket (recvmsg with MSG_WAITALL reads the whole
+ * message) and on a pipe, FIFO or file with the bytes there (read(2)). To know which is
+ * which without a syscall, resock remembers per fd number whether it was a stream socket
+ * or not a socket, and forgets at EOF and on errors. If a program closes such an fd
+ * without resock seeing EOF or an error and the number comes back as a datagram socket,
+ * the first call on it can read by the old rule: remembered as a stream socket, it takes
+ * one datagram (into the buffer, counted in resock_readn's `*done`), then fails with
+ * EPROTOTYPE, or EMSGSIZE if the datagram was longer than the rest of the request (the
+ * kernel dropped its tail); remembered as not a socket, it reads like read(2), which
+ * drops the tail of a datagram longer than the request. Then the number is asked again.
+ *
+ * EINTR is always retried. On an O_NONBLOCK fd, EAGAIN is waited out with poll (if poll
+ * says ready and the fd still says EAGAIN, the call sleeps 50 µs doubling to 4 ms between
+ * attempts: it never spins). `n == 0` returns 0 with no syscall (buffer may be NULL);
+ * `n > SSIZE_MAX` or a NULL buffer with `n > 0`: -1/EINVAL with no syscall. The fd is
+ * borrowed, never closed. Threads may call it on distinct fds at once.
+ *
+ * Memory: `buffer` points to `n` writable bytes (an invalid pointer gives EFAULT from the
+ * kernel, after the bytes before the bad page were stored).
  */
 ssize_t readn_sync(int fd, void *buffer, size_t n);
 
@@ -634,14 +662,25 @@ ssize_t readn_sync(int fd, void *buffer, size_t n);
  * hardened.
  *
  * Returns `n` once the kernel accepted every byte; -1 with errno on error (EPIPE when the
- * peer is gone: the process is not killed, on sockets via MSG_NOSIGNAL, on pipes via a
- * per-thread signal mask; the disposition is never touched and a SIGPIPE that was already
- * pending stays pending). `write()` returning 0 gives -1/EIO. EINTR is retried, EAGAIN on
- * an O_NONBLOCK fd is polled, EAGAIN on a blocking socket (SO_SNDTIMEO expired) is
- * returned. `n == 0`, `n > SSIZE_MAX` and NULL as for readn_sync. The fd is borrowed.
+ * peer is gone). `write()` returning 0 gives -1/EIO. EINTR is retried, EAGAIN on an
+ * O_NONBLOCK fd is polled (never spun on, as for readn_sync), EAGAIN on a blocking socket
+ * (SO_SNDTIMEO expired) is returned. `n == 0`, `n > SSIZE_MAX` and NULL as for
+ * readn_sync. The fd is borrowed. On a datagram or seqpacket socket the kernel sends the
+ * buffer as one record or fails (EMSGSIZE).
  *
- * # Safety
- * `buffer` points to `n` readable bytes (an invalid pointer gives EFAULT from the kernel).
+ * SIGPIPE: the process is never killed. Sockets are written with send(MSG_NOSIGNAL), one
+ * syscall per call. Other fds are written with SIGPIPE blocked in the calling thread: the
+ * SIGPIPE the write raises is consumed with sigtimedwait and the thread's mask restored
+ * (three syscalls for a pipe: block, write, unblock). The disposition is never read or
+ * changed, so another thread switching it between SIG_IGN and SIG_DFL (libcurl does)
+ * cannot make the write fatal. The SIGPIPEs pending before the call, thread- or
+ * process-directed, are exactly those pending after it. (One caveat: when the caller
+ * already blocks SIGPIPE and one is pending, telling a thread-directed one from a
+ * process-directed one needs /proc/thread-self/status; without /proc the call's own
+ * SIGPIPE may stay pending in that case, never the caller's lost.)
+ *
+ * Memory: `buffer` points to `n` readable bytes (an invalid pointer gives EFAULT from the
+ * kernel).
  */
 ssize_t writen_sync(int fd, const void *buffer, size_t n);
 
@@ -649,30 +688,40 @@ ssize_t writen_sync(int fd, const void *buffer, size_t n);
  * Writes every byte of the `iovcnt` buffers in `iov`, in order, in as few syscalls as
  * possible (sendmsg with MSG_NOSIGNAL on sockets, writev elsewhere), so a header and its
  * body leave together and Nagle cannot stall them. Returns the total, or -1 with errno as
- * writen_sync. `iovcnt` 0 returns 0 (iov may be NULL); `iovcnt` < 0 or > IOV_MAX, a NULL
- * `iov`, a NULL `iov_base` with a non-zero length, or a total above SSIZE_MAX: -1/EINVAL
- * with no syscall. The caller's array is not modified.
+ * writen_sync (SIGPIPE included). `iovcnt` 0 returns 0 (iov may be NULL); `iovcnt`
+ * below 0 or above IOV_MAX, a NULL `iov`, a NULL `iov_base` with a non-zero length, or a
+ * total above SSIZE_MAX: -1/EINVAL with no syscall. The caller's array is not modified.
  *
- * # Safety
- * `iov` points to `iovcnt` readable iovecs, each describing readable memory.
+ * Memory: `iov` points to `iovcnt` readable iovecs, each describing readable memory.
  */
 ssize_t writev_sync(int fd, const struct iovec *iov, int iovcnt);
 
 /**
  * Reads one line — bytes through the first '\n' inclusive — into `buffer`, stores at most
  * `maxlen - 1` of them and a terminating NUL, and returns the count (the UNP readline
- * contract). It never reads past the newline (sockets: MSG_PEEK, then an exact read; other
- * fds: a byte at a time) and keeps no hidden buffer, so it mixes safely with readn_sync on
- * one fd and is thread-safe, unlike UNP's static read-ahead.
+ * contract). It never reads past the newline and keeps no hidden buffer (unlike UNP's
+ * static read-ahead), so it mixes safely with readn_sync on one fd.
  *
  * A line longer than `maxlen - 1` returns the first `maxlen - 1` bytes; the rest stays in
  * the fd. At EOF it returns the bytes of the unfinished line (0 if none) and sets errno to
- * 0. On error: -1 with errno (the bytes stored so far are NUL-terminated). `maxlen == 0`
- * returns 0 with no syscall (buffer may be NULL); `maxlen > SSIZE_MAX` or a NULL buffer:
- * -1/EINVAL.
+ * 0. On error: -1 with errno (the bytes stored so far are NUL-terminated). `maxlen == 1`
+ * (room for the NUL only) gives -1/EINVAL with no syscall, so a 0 return always means EOF;
+ * `maxlen == 0` returns 0 with no syscall and stores nothing (buffer may be NULL);
+ * `maxlen > SSIZE_MAX` or a NULL buffer: -1/EINVAL. Datagram, seqpacket and raw sockets:
+ * -1/EPROTOTYPE, as for readn_sync.
  *
- * # Safety
- * `buffer` points to `maxlen` writable bytes.
+ * Threads: one thread at a time per fd. Two threads reading lines from one fd at once can
+ * split or swap lines (their peeks and reads interleave, as two threads calling read(2)
+ * would); serialise them. Distinct fds may be read in parallel.
+ *
+ * Cost: on a socket it peeks (MSG_PEEK), then reads exactly through the newline: two
+ * syscalls when one line is queued; when more is queued, one getsockopt more to keep an
+ * SO_PEEK_OFF the caller enabled where it was (and a setsockopt if it is enabled; a peek
+ * offset the caller set above 0 is not supported). Other fds are read a byte at a time:
+ * 65 read(2) calls for a 64-byte line from a pipe. For speed on pipes, put a buffered
+ * reader (fdopen/getline) in front and do not mix it with readn_sync.
+ *
+ * Memory: `buffer` points to `maxlen` writable bytes.
  */
 ssize_t readline_sync(int fd, void *buffer, size_t maxlen);
 
@@ -683,10 +732,11 @@ ssize_t readline_sync(int fd, void *buffer, size_t maxlen);
  * `opts->timeout_ms` expires and -1/EINTR or -1/EAGAIN when `opts->flags` ask for them.
  * `opts` may be NULL (the readn_sync defaults); a bad `opts` (struct_size too small,
  * timeout_ms < -1, unknown flags) gives -1/EINVAL, and unknown non-zero trailing fields of
- * a bigger struct -1/E2BIG, before any syscall.
+ * a bigger struct -1/E2BIG, before any syscall. With a deadline or RETURN_ON_EINTR every
+ * syscall is nonblocking and waits are poll(2): a socket message that trickles in then
+ * costs a recvmsg per piece instead of one MSG_WAITALL call.
  *
- * # Safety
- * `buf` points to `n` writable bytes; `opts` is NULL or a valid resock_io_opts of
+ * Memory: `buf` points to `n` writable bytes; `opts` is NULL or a valid resock_io_opts of
  * `opts->struct_size` bytes; `done` is NULL or writable.
  */
 ssize_t resock_readn(int fd, void *buf, size_t n, const struct resock_io_opts *opts, size_t *done);
@@ -696,8 +746,7 @@ ssize_t resock_readn(int fd, void *buf, size_t n, const struct resock_io_opts *o
  * receives the bytes written, on success and on every error. Returns and `opts` as
  * resock_readn.
  *
- * # Safety
- * `buf` points to `n` readable bytes; `opts` and `done` as for resock_readn.
+ * Memory: `buf` points to `n` readable bytes; `opts` and `done` as for resock_readn.
  */
 ssize_t resock_writen(int fd,
                       const void *buf,
@@ -709,8 +758,7 @@ ssize_t resock_writen(int fd,
  * writev_sync with options and a count that survives every outcome: `*done` (if not NULL)
  * receives the bytes written. Returns and `opts` as resock_readn.
  *
- * # Safety
- * `iov` as for writev_sync; `opts` and `done` as for resock_readn.
+ * Memory: `iov` as for writev_sync; `opts` and `done` as for resock_readn.
  */
 ssize_t resock_writev(int fd,
                       const struct iovec *iov,
@@ -723,8 +771,7 @@ ssize_t resock_writev(int fd,
  * the flags of resock_readn. `*done` (if not NULL) receives the bytes stored, whatever the
  * outcome. Returns as readline_sync, plus -1/ETIMEDOUT at the deadline.
  *
- * # Safety
- * `buf` points to `maxlen` writable bytes; `opts` and `done` as for resock_readn.
+ * Memory: `buf` points to `maxlen` writable bytes; `opts` and `done` as for resock_readn.
  */
 ssize_t resock_readline(int fd,
                         void *buf,

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Partial};
 use crate::sigpipe::SigpipeGuard;
-use crate::sys;
+use crate::sys::{self, FdKind};
 
 /// The most bytes Linux moves in one read or write (`MAX_RW_COUNT`, on 32- and 64-bit alike).
 pub const MAX_IO: usize = 0x7fff_f000;
@@ -245,22 +245,62 @@ pub fn reset_syscall_counts() {
     crate::sys::counters::reset();
 }
 
-/// Per-call waiting policy: the deadline, the fd's blocking mode, and what EINTR/EAGAIN mean.
+/// The first pause after a readiness report that the next syscall contradicted (EAGAIN);
+/// it doubles up to [`BACKOFF_MAX`], so no input can make a call spin.
+const BACKOFF_MIN: Duration = Duration::from_micros(50);
+/// The longest such pause: short enough that a call notices room or data within a few ms.
+const BACKOFF_MAX: Duration = Duration::from_millis(4);
+
+/// How one call moves bytes and waits: its deadline, its mode, and what EINTR/EAGAIN mean.
 struct Waiter<'a> {
     fd: RawFd,
     opts: &'a Opts,
+    /// None: no deadline (none asked, or so far away that `Instant` cannot hold it).
     deadline: Option<Instant>,
+    /// Every syscall is nonblocking (MSG_DONTWAIT, RWF_NOWAIT) and poll(2) is the only wait:
+    /// set by a deadline (nothing may block past it) and by RETURN_ON_EINTR (poll is never
+    /// restarted, even under SA_RESTART, so a handled signal always ends the wait).
+    poll_mode: bool,
     nonblocking: Option<bool>,
+    /// Data syscalls made so far: the first one always runs, even with timeout 0.
+    attempts: usize,
+    /// poll(2) reported the fd ready and no byte has moved since.
+    ready_unused: bool,
+    backoff: Duration,
 }
 
 impl<'a> Waiter<'a> {
     fn new(fd: RawFd, opts: &'a Opts) -> Self {
+        // A timeout too large for Instant is no deadline at all, never a panic.
+        let deadline = opts.timeout.and_then(|t| Instant::now().checked_add(t));
         Waiter {
             fd,
             opts,
-            deadline: opts.timeout.map(|t| Instant::now() + t),
+            deadline,
+            poll_mode: deadline.is_some() || opts.return_on_eintr,
             nonblocking: None,
+            attempts: 0,
+            ready_unused: false,
+            backoff: BACKOFF_MIN,
         }
+    }
+
+    /// Runs before every data syscall: a deadline that passed ends the call, so a peer
+    /// that keeps data coming cannot stretch it. The first syscall always runs, which is
+    /// what makes timeout 0 move whatever is ready.
+    fn before_syscall(&mut self) -> Result<(), Error> {
+        crate::test_hooks::pause("io.next_syscall");
+        if self.attempts > 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::TimedOut);
+        }
+        self.attempts += 1;
+        Ok(())
+    }
+
+    /// Bytes moved: readiness was used, and the next contradiction starts a fresh backoff.
+    fn progressed(&mut self) {
+        self.ready_unused = false;
+        self.backoff = BACKOFF_MIN;
     }
 
     /// Whether the fd is O_NONBLOCK, asked once per call and only when it matters.
@@ -275,26 +315,28 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Sockets get MSG_DONTWAIT under a deadline, so no syscall can block past it; the
-    /// EAGAIN that follows is ours and leads to a bounded poll.
-    fn dontwait(&self) -> bool {
-        self.deadline.is_some()
-    }
-
-    /// Before a `read`/`write` on a non-socket: a blocking fd under a deadline is polled
-    /// first, since no per-call flag keeps those syscalls from blocking past it.
-    /// Returns whether it polled.
-    fn poll_first(&mut self, events: i16) -> Result<bool, Error> {
-        if self.deadline.is_some() && !self.nonblocking()? {
-            self.wait(events).map(|()| true)
-        } else {
-            Ok(false)
-        }
-    }
-
     /// Waits until the fd is ready for `events`, the deadline passes (TimedOut), or a signal
-    /// interrupts and the caller asked for EINTR.
+    /// interrupts and the caller asked for EINTR. If the last readiness report went unused
+    /// (the syscall after it said EAGAIN: another thread took the data or the room, or the
+    /// fd calls itself ready when it is not, like an eventfd without room for the value),
+    /// it first sleeps, 50 µs doubling up to 4 ms, so such an fd costs a few syscalls per
+    /// millisecond instead of a busy loop.
     fn wait(&mut self, events: i16) -> Result<(), Error> {
+        if self.ready_unused {
+            let pause = match self.deadline {
+                Some(deadline) => self
+                    .backoff
+                    .min(deadline.saturating_duration_since(Instant::now())),
+                None => self.backoff,
+            };
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            match sys::sleep(pause) {
+                Err(libc::EINTR) if self.opts.return_on_eintr => {
+                    return Err(Error::from_errno(libc::EINTR));
+                }
+                _ => {}
+            }
+        }
         loop {
             let timeout_ms = match self.deadline {
                 None => -1,
@@ -315,7 +357,10 @@ impl<'a> Waiter<'a> {
                     return Err(Error::from_errno(libc::EBADF));
                 }
                 // POLLERR/POLLHUP: the next syscall reports what happened.
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.ready_unused = true;
+                    return Ok(());
+                }
                 Err(libc::EINTR) if !self.opts.return_on_eintr => continue,
                 Err(e) => return Err(Error::from_errno(e)),
             }
@@ -324,26 +369,66 @@ impl<'a> Waiter<'a> {
 
     /// Decides what a failed syscall means: `Ok(())` to try again (after waiting if need
     /// be), or the error that ends the call.
-    fn on_errno(&mut self, errnum: i32, events: i16, used_dontwait: bool) -> Result<(), Error> {
+    fn on_errno(&mut self, errnum: i32, events: i16) -> Result<(), Error> {
         match errnum {
             libc::EINTR if !self.opts.return_on_eintr => Ok(()),
             libc::EAGAIN => {
-                if self.nonblocking()? {
-                    if self.opts.return_on_eagain {
-                        Err(Error::from_errno(errnum))
-                    } else {
-                        self.wait(events)
-                    }
-                } else if used_dontwait {
+                if self.opts.return_on_eagain && self.nonblocking()? {
+                    Err(Error::from_errno(errnum))
+                } else if self.poll_mode || self.nonblocking()? {
                     self.wait(events)
                 } else {
-                    // A blocking socket only says EAGAIN when the caller's SO_RCVTIMEO or
+                    // A blocking syscall only says EAGAIN when the caller's SO_RCVTIMEO or
                     // SO_SNDTIMEO expired: that is their timeout, never poll past it.
                     Err(Error::from_errno(errnum))
                 }
             }
             _ => Err(Error::from_errno(errnum)),
         }
+    }
+}
+
+/// How a call may read an fd, from the hint table or a SO_TYPE probe. Reads need to know
+/// before the first byte moves: a datagram read into a short buffer loses the rest of the
+/// datagram, so only stream sockets and non-sockets are read.
+fn read_kind(fd: RawFd) -> Result<FdKind, Error> {
+    match sys::kind_hint(fd) {
+        FdKind::Unknown => probe_kind(fd),
+        known => Ok(known),
+    }
+}
+
+/// Asks the kernel what `fd` is (one getsockopt, which reads nothing) and records it.
+fn probe_kind(fd: RawFd) -> Result<FdKind, Error> {
+    let kind = match sys::socket_type(fd) {
+        Ok(libc::SOCK_STREAM) => FdKind::Stream,
+        // SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW: records, not a byte stream. Refused before
+        // any byte moves, so the caller can still read them with recv(2).
+        Ok(_) => {
+            sys::set_kind_hint(fd, FdKind::Unknown);
+            return Err(Error::from_errno(libc::EPROTOTYPE));
+        }
+        Err(libc::ENOTSOCK) => FdKind::NotSocket,
+        Err(e) => return Err(Error::from_errno(e)),
+    };
+    sys::set_kind_hint(fd, kind);
+    Ok(kind)
+}
+
+/// Per-call state of a non-socket: whether RWF_NOWAIT still looks usable.
+struct NoWait {
+    usable: bool,
+}
+
+impl NoWait {
+    fn new() -> Self {
+        NoWait { usable: true }
+    }
+
+    /// After EOPNOTSUPP (ttys, eventfd writes, most file systems' buffered writes) or a
+    /// disk file that EAGAINs while poll calls it ready: plain syscalls, polled first.
+    fn give_up(&mut self) {
+        self.usable = false;
     }
 }
 
@@ -359,43 +444,128 @@ pub(crate) unsafe fn read_raw(
     len: usize,
     opts: &Opts,
 ) -> Result<(), Partial> {
-    let mut waiter = Waiter::new(fd, opts);
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: forwarded contract.
+    unsafe { read_loop(fd, buf, len, opts) }.inspect_err(|p| forget_on_end(fd, &p.error))
+}
+
+/// After an end (EOF, a dead connection, a bad fd) a program usually closes the fd, and the
+/// number comes back for something else: forgetting the hint then makes the next call on
+/// that number ask the kernel again, which keeps stale hints rare.
+fn forget_on_end(fd: RawFd, error: &Error) {
+    let ends = match error {
+        Error::Eof => true,
+        Error::Os(_) => !matches!(error.errno(), libc::EAGAIN | libc::EINTR),
+        _ => false,
+    };
+    if ends {
+        sys::set_kind_hint(fd, FdKind::Unknown);
+    }
+}
+
+/// The loop of [`read_raw`].
+///
+/// # Safety
+///
+/// As [`read_raw`].
+unsafe fn read_loop(fd: RawFd, buf: *mut u8, len: usize, opts: &Opts) -> Result<(), Partial> {
     let mut done = 0;
-    let mut socket = true;
+    let fail = |done, error| Err(Partial { done, error });
+    let mut kind = match read_kind(fd) {
+        Ok(kind) => kind,
+        Err(error) => return fail(0, error),
+    };
+    let mut waiter = Waiter::new(fd, opts);
+    let mut nowait = NoWait::new();
+    // A short or empty read on a hinted fd re-asks the kernel once per call what the fd is,
+    // so a hint gone stale (the number now names a datagram socket) is caught there.
+    let mut verified = false;
     while done < len {
-        crate::test_hooks::pause("io.next_syscall");
+        if let Err(error) = waiter.before_syscall() {
+            return fail(done, error);
+        }
         let chunk = (len - done).min(MAX_IO);
         // SAFETY: done < len, so the pointer stays inside the caller's buffer.
         let at = unsafe { buf.add(done) };
-        let dontwait = socket && waiter.dontwait();
-        let result = if socket {
-            let flags = if dontwait {
-                libc::MSG_DONTWAIT
-            } else {
-                libc::MSG_WAITALL
-            };
-            sys::recv(fd, at, chunk, flags)
-        } else {
-            if let Err(error) = waiter.poll_first(libc::POLLIN) {
-                return Err(Partial { done, error });
+        let result = match kind {
+            FdKind::Stream => {
+                let flags = if waiter.poll_mode {
+                    libc::MSG_DONTWAIT
+                } else {
+                    libc::MSG_WAITALL
+                };
+                match sys::recv(fd, at, chunk, flags) {
+                    // Only a datagram socket behind a stale hint truncates: say so.
+                    Ok((n, got)) if got & libc::MSG_TRUNC != 0 => {
+                        sys::set_kind_hint(fd, FdKind::Unknown);
+                        return fail(done + n, Error::from_errno(libc::EMSGSIZE));
+                    }
+                    other => other.map(|(n, _)| n),
+                }
             }
-            sys::read(fd, at, chunk)
+            _ => read_not_socket(&mut waiter, &mut nowait, at, chunk),
         };
         match result {
-            Ok(0) => {
-                return Err(Partial {
-                    done,
-                    error: Error::Eof,
-                });
+            Ok(n) if n < chunk && !verified => {
+                verified = true;
+                if let Err(error) = probe_kind(fd) {
+                    return fail(done + n, error);
+                }
+                if n == 0 {
+                    return fail(done, Error::Eof);
+                }
+                done += n;
+                waiter.progressed();
             }
-            Ok(n) => done += n,
-            Err(libc::ENOTSOCK) if socket => socket = false,
-            Err(e) => waiter
-                .on_errno(e, libc::POLLIN, dontwait)
-                .map_err(|error| Partial { done, error })?,
+            Ok(0) => return fail(done, Error::Eof),
+            Ok(n) => {
+                done += n;
+                waiter.progressed();
+            }
+            Err(libc::ENOTSOCK) if kind == FdKind::Stream => {
+                // The hint was stale: the number now names a non-socket. One syscall lost.
+                sys::set_kind_hint(fd, FdKind::NotSocket);
+                kind = FdKind::NotSocket;
+                waiter.attempts -= 1;
+            }
+            Err(e) => {
+                if let Err(error) = waiter.on_errno(e, libc::POLLIN) {
+                    return fail(done, error);
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// One read from a non-socket: plain read(2), or, when nothing may block, preadv2 with
+/// RWF_NOWAIT where the fd offers it and poll-then-read where it does not.
+fn read_not_socket(
+    waiter: &mut Waiter<'_>,
+    nowait: &mut NoWait,
+    at: *mut u8,
+    len: usize,
+) -> sys::SysResult {
+    if !waiter.poll_mode {
+        return sys::read(waiter.fd, at, len);
+    }
+    if nowait.usable {
+        match sys::read_nowait(waiter.fd, at, len) {
+            Err(libc::EOPNOTSUPP) => nowait.give_up(),
+            // A disk file that is not cached says EAGAIN while poll calls it ready: read it.
+            Err(libc::EAGAIN) if waiter.ready_unused && sys::is_disk_file(waiter.fd) => {
+                nowait.give_up()
+            }
+            other => return other,
+        }
+    }
+    match waiter.wait(libc::POLLIN) {
+        Ok(()) => sys::read(waiter.fd, at, len),
+        Err(Error::TimedOut) => Err(libc::ETIMEDOUT),
+        Err(error) => Err(error.errno()),
+    }
 }
 
 /// Writes all `len` bytes at `buf`.
@@ -435,6 +605,8 @@ trait Outgoing {
     fn send(&self, fd: RawFd, flags: i32) -> sys::SysResult;
     /// One `write`/`writev` of at most `cap` bytes.
     fn write(&self, fd: RawFd, cap: usize) -> sys::SysResult;
+    /// One `pwritev2(RWF_NOWAIT)`.
+    fn write_nowait(&self, fd: RawFd) -> sys::SysResult;
     /// Drops the first `n` bytes, which the kernel accepted.
     fn advance(&mut self, n: usize);
 }
@@ -455,6 +627,14 @@ impl Outgoing for Flat {
 
     fn write(&self, fd: RawFd, cap: usize) -> sys::SysResult {
         sys::write(fd, self.at, self.left.min(MAX_IO).min(cap))
+    }
+
+    fn write_nowait(&self, fd: RawFd) -> sys::SysResult {
+        let iov = libc::iovec {
+            iov_base: self.at.cast_mut().cast(),
+            iov_len: self.left.min(MAX_IO),
+        };
+        sys::write_nowait(fd, std::slice::from_ref(&iov))
     }
 
     fn advance(&mut self, n: usize) {
@@ -499,6 +679,10 @@ impl Outgoing for Vectored<'_> {
         }
     }
 
+    fn write_nowait(&self, fd: RawFd) -> sys::SysResult {
+        sys::write_nowait(fd, self.batch())
+    }
+
     fn advance(&mut self, mut n: usize) {
         for v in self.iov.iter_mut() {
             let step = n.min(v.iov_len);
@@ -515,27 +699,37 @@ impl Outgoing for Vectored<'_> {
 }
 
 fn write_loop(fd: RawFd, out: &mut impl Outgoing, opts: &Opts) -> Result<(), Partial> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    write_steps(fd, out, opts).inspect_err(|p| forget_on_end(fd, &p.error))
+}
+
+/// The loop of [`write_loop`].
+fn write_steps(fd: RawFd, out: &mut impl Outgoing, opts: &Opts) -> Result<(), Partial> {
     let mut waiter = Waiter::new(fd, opts);
-    // Armed on the first non-socket write and held for the rest of the call: one mask
+    let mut nowait = NoWait::new();
+    // Armed before the first non-socket write and held for the rest of the call: one mask
     // change per call, not per chunk, and none at all for sockets.
     let mut guard: Option<SigpipeGuard> = None;
     let mut done = 0;
-    let mut socket = true;
+    // A stale "not a socket" hint costs nothing here: write(2) on any socket, under the
+    // guard, is as correct as send(MSG_NOSIGNAL).
+    let mut socket = sys::kind_hint(fd) != FdKind::NotSocket;
     while !out.is_empty() {
-        let dontwait = socket && waiter.dontwait();
+        if let Err(error) = waiter.before_syscall() {
+            return Err(Partial { done, error });
+        }
         let result = if socket {
-            let flags = libc::MSG_NOSIGNAL | if dontwait { libc::MSG_DONTWAIT } else { 0 };
-            out.send(fd, flags)
-        } else {
-            // After a poll only PIPE_BUF bytes are sure to fit without blocking.
-            let cap = match waiter.poll_first(libc::POLLOUT) {
-                Ok(true) => libc::PIPE_BUF,
-                Ok(false) => usize::MAX,
-                Err(error) => return Err(Partial { done, error }),
+            let dontwait = if waiter.poll_mode {
+                libc::MSG_DONTWAIT
+            } else {
+                0
             };
+            out.send(fd, libc::MSG_NOSIGNAL | dontwait)
+        } else {
             guard.get_or_insert_with(SigpipeGuard::arm);
-            crate::test_hooks::pause("io.before_write");
-            out.write(fd, cap)
+            write_not_socket(&mut waiter, &mut nowait, out)
         };
         match result {
             Ok(0) => {
@@ -547,21 +741,55 @@ fn write_loop(fd: RawFd, out: &mut impl Outgoing, opts: &Opts) -> Result<(), Par
             Ok(n) => {
                 done += n;
                 out.advance(n);
+                waiter.progressed();
             }
-            Err(libc::ENOTSOCK) if socket => socket = false,
+            Err(libc::ENOTSOCK) if socket => {
+                sys::set_kind_hint(fd, FdKind::NotSocket);
+                socket = false;
+                waiter.attempts -= 1;
+            }
             Err(e) => {
                 if e == libc::EPIPE {
                     if let Some(guard) = guard.as_mut() {
                         guard.consume_raised();
                     }
                 }
-                waiter
-                    .on_errno(e, libc::POLLOUT, dontwait)
-                    .map_err(|error| Partial { done, error })?;
+                if let Err(error) = waiter.on_errno(e, libc::POLLOUT) {
+                    return Err(Partial { done, error });
+                }
             }
         }
     }
     Ok(())
+}
+
+/// One write to a non-socket: plain write(2), or, when nothing may block, pwritev2 with
+/// RWF_NOWAIT where the fd offers it and poll-then-write (at most PIPE_BUF bytes, all that
+/// POLLOUT promises) where it does not.
+fn write_not_socket(
+    waiter: &mut Waiter<'_>,
+    nowait: &mut NoWait,
+    out: &impl Outgoing,
+) -> sys::SysResult {
+    if !waiter.poll_mode {
+        crate::test_hooks::pause("io.before_write");
+        return out.write(waiter.fd, usize::MAX);
+    }
+    if nowait.usable {
+        crate::test_hooks::pause("io.before_write");
+        match out.write_nowait(waiter.fd) {
+            Err(libc::EOPNOTSUPP) => nowait.give_up(),
+            other => return other,
+        }
+    }
+    match waiter.wait(libc::POLLOUT) {
+        Ok(()) => {
+            crate::test_hooks::pause("io.before_write");
+            out.write(waiter.fd, libc::PIPE_BUF)
+        }
+        Err(Error::TimedOut) => Err(libc::ETIMEDOUT),
+        Err(error) => Err(error.errno()),
+    }
 }
 
 /// Reads one line of at most `cap` bytes into `buf` (no NUL is added).
@@ -575,36 +803,61 @@ pub(crate) unsafe fn read_line_raw(
     cap: usize,
     opts: &Opts,
 ) -> Result<Line, Partial> {
+    if cap == 0 {
+        return Ok(Line {
+            len: 0,
+            end: LineEnd::Full,
+        });
+    }
+    // SAFETY: forwarded contract.
+    let result = unsafe { read_line_loop(fd, buf, cap, opts) };
+    match &result {
+        Ok(line) if line.end == LineEnd::Eof => forget_on_end(fd, &Error::Eof),
+        Err(p) => forget_on_end(fd, &p.error),
+        Ok(_) => {}
+    }
+    result
+}
+
+/// The loop of [`read_line_raw`].
+///
+/// # Safety
+///
+/// As [`read_line_raw`].
+unsafe fn read_line_loop(
+    fd: RawFd,
+    buf: *mut u8,
+    cap: usize,
+    opts: &Opts,
+) -> Result<Line, Partial> {
+    let fail = |done, error| Err(Partial { done, error });
+    let mut kind = match read_kind(fd) {
+        Ok(kind) => kind,
+        Err(error) => return fail(0, error),
+    };
     let mut waiter = Waiter::new(fd, opts);
+    let mut nowait = NoWait::new();
     let mut done = 0;
-    let mut socket = true;
     while done < cap {
+        if let Err(error) = waiter.before_syscall() {
+            return fail(done, error);
+        }
         // SAFETY: done < cap keeps the pointer inside the caller's buffer.
         let at = unsafe { buf.add(done) };
-        let dontwait = socket && waiter.dontwait();
-        let (result, used_dontwait) = if socket {
-            let peek = libc::MSG_PEEK | if dontwait { libc::MSG_DONTWAIT } else { 0 };
-            match sys::recv(fd, at, (cap - done).min(LINE_PEEK), peek) {
-                Ok(peeked) if peeked > 0 => {
-                    // SAFETY: the kernel just stored `peeked` bytes at `at`.
-                    let seen = unsafe { std::slice::from_raw_parts(at, peeked) };
-                    let through = seen
-                        .iter()
-                        .position(|&b| b == b'\n')
-                        .map_or(peeked, |i| i + 1);
-                    // The bytes are queued already: this read takes them without blocking.
-                    (sys::recv(fd, at, through, libc::MSG_DONTWAIT), true)
-                }
-                other => (other, dontwait),
-            }
-        } else {
-            if let Err(error) = waiter.poll_first(libc::POLLIN) {
-                return Err(Partial { done, error });
-            }
-            (sys::read(fd, at, 1), false)
+        let result = match kind {
+            FdKind::Stream => match peek_line(&mut waiter, at, (cap - done).min(LINE_PEEK)) {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => Err(libc::EAGAIN),
+                Err(e) => Err(e),
+            },
+            _ => read_not_socket(&mut waiter, &mut nowait, at, 1),
         };
         match result {
             Ok(0) => {
+                // A zero-length datagram behind a stale hint is not EOF.
+                if let Err(error) = probe_kind(fd) {
+                    return fail(done, error);
+                }
                 return Ok(Line {
                     len: done,
                     end: LineEnd::Eof,
@@ -612,6 +865,7 @@ pub(crate) unsafe fn read_line_raw(
             }
             Ok(n) => {
                 done += n;
+                waiter.progressed();
                 // SAFETY: the byte was just stored by the kernel.
                 if unsafe { *buf.add(done - 1) } == b'\n' {
                     return Ok(Line {
@@ -620,16 +874,73 @@ pub(crate) unsafe fn read_line_raw(
                     });
                 }
             }
-            Err(libc::ENOTSOCK) if socket => socket = false,
-            Err(e) => waiter
-                .on_errno(e, libc::POLLIN, used_dontwait)
-                .map_err(|error| Partial { done, error })?,
+            Err(libc::ENOTSOCK) if kind == FdKind::Stream => {
+                sys::set_kind_hint(fd, FdKind::NotSocket);
+                kind = FdKind::NotSocket;
+                waiter.attempts -= 1;
+            }
+            Err(libc::EMSGSIZE) => {
+                sys::set_kind_hint(fd, FdKind::Unknown);
+                return fail(done, Error::from_errno(libc::EMSGSIZE));
+            }
+            Err(e) => {
+                if let Err(error) = waiter.on_errno(e, libc::POLLIN) {
+                    return fail(done, error);
+                }
+            }
         }
     }
     Ok(Line {
         len: done,
         end: LineEnd::Full,
     })
+}
+
+/// One step of a socket readline: peek at what is queued, then take exactly the bytes
+/// through the first newline (or all peeked bytes if none). Returns the bytes taken (0 at
+/// EOF), or None when the peek found nothing yet.
+fn peek_line(waiter: &mut Waiter<'_>, at: *mut u8, room: usize) -> Result<Option<usize>, i32> {
+    let fd = waiter.fd;
+    let dontwait = if waiter.poll_mode {
+        libc::MSG_DONTWAIT
+    } else {
+        0
+    };
+    let (peeked, flags) = sys::recv(fd, at, room, libc::MSG_PEEK | dontwait)?;
+    if flags & libc::MSG_TRUNC != 0 {
+        // A datagram behind a stale hint; the peek consumed nothing.
+        return Err(libc::EMSGSIZE);
+    }
+    if peeked == 0 {
+        return Ok(Some(0));
+    }
+    // SAFETY: the kernel just stored `peeked` bytes at `at`.
+    let seen = unsafe { std::slice::from_raw_parts(at, peeked) };
+    let through = seen
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(peeked, |i| i + 1);
+    // The bytes are queued already: this read takes them without blocking.
+    let (taken, _) = sys::recv(fd, at, through, libc::MSG_DONTWAIT)?;
+    if peeked > taken {
+        undo_peek_advance(fd, peeked - taken);
+    }
+    Ok(Some(taken))
+}
+
+/// With SO_PEEK_OFF enabled each MSG_PEEK moves the kernel's peek offset forward and each
+/// read moves it back by what it took; a peek that saw past the line leaves it `extra`
+/// bytes ahead, and the next peek would skip queued data (and wait for more that may never
+/// come). Puts the offset back where the caller had it. One getsockopt when the peek saw
+/// more than one line, one setsockopt more only when the option is on.
+fn undo_peek_advance(fd: RawFd, extra: usize) {
+    if let Ok(offset) = sys::peek_offset(fd) {
+        if offset >= 0 {
+            let back = i32::try_from(extra).unwrap_or(i32::MAX);
+            // Nothing better to do on failure: the offset stays where the kernel put it.
+            let _ = sys::set_peek_offset(fd, offset.saturating_sub(back).max(0));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -668,16 +979,140 @@ mod tests {
         assert_eq!(counters::count(Call::Poll), 0);
     }
 
+    /// Moves `fd` to number `to`. Count tests use numbers above 16000, one range each, so
+    /// no test running in parallel leaves a hint on them.
+    fn renumber(fd: impl std::os::fd::IntoRawFd, to: RawFd) -> RawFd {
+        let fd = fd.into_raw_fd();
+        // SAFETY: plain fd syscalls on fds this test owns.
+        unsafe {
+            assert_eq!(libc::dup2(fd, to), to);
+            libc::close(fd);
+        }
+        to
+    }
+
+    fn close(fd: RawFd) {
+        // SAFETY: the test owns fd.
+        unsafe { libc::close(fd) };
+    }
+
+    fn pipe_at(r: RawFd, w: RawFd) -> (RawFd, RawFd) {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        (renumber(fds[0], r), renumber(fds[1], w))
+    }
+
+    fn unix_at(a: RawFd, b: RawFd) -> (RawFd, RawFd) {
+        let (x, y) = UnixStream::pair().unwrap();
+        (renumber(x, a), renumber(y, b))
+    }
+
+    fn borrowed(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+        // SAFETY: the tests close their fds only after the last use.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+    }
+
+    /// Every syscall this thread made since the last reset.
+    fn total() -> u64 {
+        [
+            Call::Recv,
+            Call::Read,
+            Call::Send,
+            Call::Write,
+            Call::Poll,
+            Call::SigMask,
+            Call::Probe,
+        ]
+        .into_iter()
+        .map(counters::count)
+        .sum()
+    }
+
     #[test]
-    fn a_pipe_costs_one_failed_recv_then_reads() {
-        let (mut r, mut w) = std::io::pipe().unwrap();
-        w.write_all(b"0123456789").unwrap();
+    fn syscalls_per_call_once_the_fd_is_known() {
+        let o = Opts::default();
+        let msg = [7u8; 64];
+        let mut buf = [0u8; 64];
+        let (a, b) = unix_at(16_001, 16_002);
+        let (r, w) = pipe_at(16_003, 16_004);
+        // First meeting: one probe each (SO_TYPE for reads, ENOTSOCK from send for writes).
+        write_full(borrowed(a), &msg, &o).unwrap();
+        read_full(borrowed(b), &mut buf, &o).unwrap();
+        write_full(borrowed(w), &msg, &o).unwrap();
+        read_full(borrowed(r), &mut buf, &o).unwrap();
+        for _ in 0..3 {
+            counters::reset();
+            write_full(borrowed(a), &msg, &o).unwrap();
+            assert_eq!(
+                (total(), counters::count(Call::Send)),
+                (1, 1),
+                "socket writen"
+            );
+            counters::reset();
+            read_full(borrowed(b), &mut buf, &o).unwrap();
+            assert_eq!(
+                (total(), counters::count(Call::Recv)),
+                (1, 1),
+                "socket readn"
+            );
+            counters::reset();
+            write_full(borrowed(w), &msg, &o).unwrap();
+            // Block SIGPIPE, write, restore the mask.
+            assert_eq!(total(), 3, "pipe writen");
+            assert_eq!(counters::count(Call::Write), 1);
+            counters::reset();
+            read_full(borrowed(r), &mut buf, &o).unwrap();
+            assert_eq!((total(), counters::count(Call::Read)), (1, 1), "pipe readn");
+        }
+        // readline with one line queued: a peek and an exact read.
+        write_full(borrowed(a), b"one line\n", &o).unwrap();
         counters::reset();
-        let mut buf = [0u8; 10];
-        read_full(&mut r, &mut buf, &Opts::default()).unwrap();
-        assert_eq!(&buf, b"0123456789");
-        assert_eq!(counters::count(Call::Recv), 1, "the ENOTSOCK probe");
-        assert_eq!(counters::count(Call::Read), 1);
+        let line = read_line(borrowed(b), &mut buf, &o).unwrap();
+        assert_eq!((line.len, total()), (9, 2));
+        for fd in [a, b, r, w] {
+            close(fd);
+        }
+    }
+
+    #[test]
+    fn a_reused_fd_number_is_read_right_whatever_its_hint_says() {
+        let o = Opts::default();
+        let mut buf = [0u8; 5];
+        // 16101 holds a stream socket; resock learns it.
+        let (peer, n) = unix_at(16_100, 16_101);
+        write_full(borrowed(peer), b"sock1", &o).unwrap();
+        read_full(borrowed(n), &mut buf, &o).unwrap();
+        close(peer);
+        close(n);
+        // The number comes back as a pipe's read end: the stale hint costs one recvmsg.
+        let (n, w) = pipe_at(16_101, 16_102);
+        write_full(borrowed(w), b"pipe1pipe2", &o).unwrap();
+        counters::reset();
+        read_full(borrowed(n), &mut buf, &o).unwrap();
+        assert_eq!(&buf, b"pipe1");
+        assert_eq!(
+            (counters::count(Call::Recv), counters::count(Call::Read)),
+            (1, 1)
+        );
+        counters::reset();
+        read_full(borrowed(n), &mut buf, &o).unwrap();
+        assert_eq!((&buf, total()), (b"pipe2", 1));
+        close(n);
+        close(w);
+        // And back to a stream socket, behind a "not a socket" hint: read(2) and write(2)
+        // under the SIGPIPE guard are correct on a socket too.
+        let (peer, n) = unix_at(16_100, 16_101);
+        write_full(borrowed(peer), b"sock2", &o).unwrap();
+        read_full(borrowed(n), &mut buf, &o).unwrap();
+        assert_eq!(&buf, b"sock2");
+        write_full(borrowed(n), b"reply", &o).unwrap();
+        read_full(borrowed(peer), &mut buf, &o).unwrap();
+        assert_eq!(&buf, b"reply");
+        close(peer);
+        let stopped = write_full(borrowed(n), b"x", &o).unwrap_err();
+        assert_eq!(stopped.error.errno(), libc::EPIPE);
+        close(n);
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //!
 //! Sockets need no guard: `send(MSG_NOSIGNAL)` suppresses the signal. Pipes, FIFOs and ttys
 //! have no such flag, and a C host keeps SIGPIPE at SIG_DFL (Rust's startup `SIG_IGN` never
-//! runs in a cdylib), so a plain `write` to a pipe without a reader kills the host. The guard
-//! blocks SIGPIPE in the calling thread only, lets the write fail with EPIPE, consumes the
-//! signal that write raised (it is thread-directed, so it waits in this thread's pending set),
-//! and restores the mask. The process's disposition is never touched (curl swaps it
-//! process-wide, which races with other threads), and a SIGPIPE that was already pending
-//! stays pending.
+//! runs in a cdylib), so a plain `write` to a pipe without a reader kills the host.
+//!
+//! The guard always blocks SIGPIPE in the calling thread, lets the write fail with EPIPE,
+//! consumes the signal that write raised, and restores the mask. It never reads the
+//! disposition: another thread may swap SIG_IGN and SIG_DFL at any moment (libcurl does,
+//! around each transfer), and a guard that skipped blocking because it saw SIG_IGN would
+//! write unprotected. A SIGPIPE raised by `write` is thread-directed, so it waits in this
+//! thread's own pending set; sigtimedwait takes that set before the process's shared one,
+//! so it removes ours and leaves a process-directed SIGPIPE pending. Afterwards exactly the
+//! SIGPIPEs that were pending before the call are pending.
 
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -18,10 +22,9 @@ use crate::sys::counters::{self, Call};
 pub(crate) struct SigpipeGuard {
     /// We blocked SIGPIPE and must unblock it on drop.
     unblock_on_drop: bool,
-    /// A SIGPIPE was pending before we wrote: it is not ours to consume.
-    was_pending: bool,
-    /// SIGPIPE is ignored process-wide: writes fail with EPIPE and nothing is raised.
-    ignored: bool,
+    /// A thread-directed SIGPIPE was already pending: ours merges into it (standard
+    /// signals do not queue), so there is nothing of ours to consume.
+    ours_merges: bool,
 }
 
 fn sigpipe_set() -> libc::sigset_t {
@@ -34,26 +37,10 @@ fn sigpipe_set() -> libc::sigset_t {
     }
 }
 
-fn sigpipe_is_ignored() -> bool {
-    counters::bump(Call::SigMask);
-    let mut old = MaybeUninit::<libc::sigaction>::uninit();
-    // SAFETY: a NULL new action only reads the current one into `old`.
-    let r = unsafe { libc::sigaction(libc::SIGPIPE, ptr::null(), old.as_mut_ptr()) };
-    // SAFETY: sigaction succeeded, so `old` is initialised.
-    r == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
-}
-
 impl SigpipeGuard {
-    /// Blocks SIGPIPE in this thread for the guard's life, unless it is ignored process-wide
-    /// (then a write just fails with EPIPE and the guard costs one `sigaction` read).
+    /// Blocks SIGPIPE in this thread for the guard's life: one pthread_sigmask, plus one
+    /// sigpending when the caller had SIGPIPE blocked already.
     pub(crate) fn arm() -> Self {
-        if sigpipe_is_ignored() {
-            return SigpipeGuard {
-                unblock_on_drop: false,
-                was_pending: false,
-                ignored: true,
-            };
-        }
         let set = sigpipe_set();
         let mut old = MaybeUninit::<libc::sigset_t>::uninit();
         counters::bump(Call::SigMask);
@@ -61,20 +48,18 @@ impl SigpipeGuard {
         unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr()) };
         // SAFETY: pthread_sigmask filled `old`.
         let already_blocked = unsafe { libc::sigismember(old.as_ptr(), libc::SIGPIPE) } == 1;
-        // While the thread had SIGPIPE unblocked nothing could wait pending for it, so only
-        // a caller that blocked it already pays the sigpending call.
-        let was_pending = already_blocked && sigpipe_pending();
+        // While the thread had SIGPIPE unblocked no SIGPIPE could wait in its own pending
+        // set (it would have been delivered), so only a caller that blocked it pays.
         SigpipeGuard {
             unblock_on_drop: !already_blocked,
-            was_pending,
-            ignored: false,
+            ours_merges: already_blocked && thread_has_sigpipe_pending(),
         }
     }
 
     /// Call after a write failed with EPIPE: removes the SIGPIPE that write raised, so it is
     /// neither delivered when the mask is restored nor left pending for the caller.
     pub(crate) fn consume_raised(&mut self) {
-        if self.ignored || self.was_pending {
+        if self.ours_merges {
             return;
         }
         let set = sigpipe_set();
@@ -82,6 +67,8 @@ impl SigpipeGuard {
             tv_sec: 0,
             tv_nsec: 0,
         };
+        // The thread's own set is searched first (kernel dequeue_signal), so this takes
+        // the SIGPIPE our write raised, never a process-directed one behind it.
         loop {
             counters::bump(Call::SigMask);
             // SAFETY: valid set and timeout; a NULL siginfo is allowed.
@@ -104,13 +91,30 @@ impl Drop for SigpipeGuard {
     }
 }
 
-/// True if SIGPIPE is pending for this thread or the process.
-pub(crate) fn sigpipe_pending() -> bool {
+/// True if SIGPIPE is pending for this thread itself (not only for the process).
+///
+/// sigpending(2) merges the thread's set with the process's, so when it says "pending" the
+/// thread's own set is read from /proc/thread-self/status (SigPnd). Without /proc the
+/// answer is "pending": leaving our own SIGPIPE pending is the lesser harm, consuming the
+/// caller's would lose a signal.
+fn thread_has_sigpipe_pending() -> bool {
     counters::bump(Call::SigMask);
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigpending fills the set.
-    unsafe {
+    let merged = unsafe {
         libc::sigpending(set.as_mut_ptr()) == 0
             && libc::sigismember(set.as_ptr(), libc::SIGPIPE) == 1
+    };
+    if !merged {
+        return false;
     }
+    counters::bump(Call::SigMask);
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigPnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|bits| bits & (1 << (libc::SIGPIPE - 1)) != 0)
 }

@@ -920,6 +920,15 @@ fn socketpair(ty: c_int) -> (RawFd, RawFd) {
     (fds[0], fds[1])
 }
 
+/// Moves `fd` to the number `to` (closing the old one). Tests that need resock to meet a
+/// number for the first time use numbers above 15000, each its own: nothing else in this
+/// process gets that high, so no hint is left there by a parallel test.
+fn renumber(fd: RawFd, to: RawFd) -> RawFd {
+    assert_eq!(unsafe { libc::dup2(fd, to) }, to);
+    close(fd);
+    to
+}
+
 /// This thread's kernel thread id, for /proc/self/task.
 fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
@@ -948,8 +957,9 @@ fn wait_until_blocked(tid: libc::pid_t) {
 
 #[test]
 fn datagram_and_seqpacket_reads_are_refused_before_any_byte_moves() {
-    for ty in [libc::SOCK_DGRAM, libc::SOCK_SEQPACKET] {
+    for (ty, number) in [(libc::SOCK_DGRAM, 15_001), (libc::SOCK_SEQPACKET, 15_002)] {
         let (a, b) = socketpair(ty);
+        let b = renumber(b, number);
         for d in [&[1u8; 10][..], &[2u8; 100][..], &[3u8; 4][..]] {
             assert_eq!(
                 writen(a, d),
@@ -984,9 +994,66 @@ fn datagram_and_seqpacket_reads_are_refused_before_any_byte_moves() {
     }
     // A zero-length datagram is not EOF.
     let (a, b) = socketpair(libc::SOCK_DGRAM);
+    let b = renumber(b, 15_003);
     assert_eq!(unsafe { libc::send(a, std::ptr::null(), 0, 0) }, 0);
     let mut buf = [0u8; 4];
     assert_eq!(readn(b, &mut buf), (-1, libc::EPROTOTYPE));
+    close(a);
+    close(b);
+}
+
+#[test]
+fn a_stale_stream_hint_on_a_datagram_socket_loses_nothing_silently() {
+    // The number held a stream socket that resock read, and was closed without EOF.
+    let (s, t) = socketpair(libc::SOCK_STREAM);
+    let t = renumber(t, 15_004);
+    assert_eq!(writen(s, b"hi").0, 2);
+    let mut two = [0u8; 2];
+    assert_eq!(readn(t, &mut two).0, 2);
+    close(s);
+    close(t);
+    // Now it is a datagram socket: the first call may take one datagram by the old rule,
+    // but says so, and the next call refuses before reading.
+    let (a, b) = socketpair(libc::SOCK_DGRAM);
+    let b = renumber(b, 15_004);
+    for d in [&[1u8; 10][..], &[2u8; 100][..], &[3u8; 4][..]] {
+        assert_eq!(writen(a, d).0, d.len() as isize);
+    }
+    let mut buf = [0u8; 40];
+    assert_eq!(
+        readn_opts(b, &mut buf, &opts(-1, 0)),
+        (-1, libc::EPROTOTYPE, 10)
+    );
+    assert_eq!(
+        &buf[..10],
+        &[1u8; 10],
+        "the datagram taken is in the buffer"
+    );
+    assert_eq!(
+        readn_opts(b, &mut buf, &opts(-1, 0)),
+        (-1, libc::EPROTOTYPE, 0)
+    );
+    let mut big = [0u8; 200];
+    for expect in [100, 4] {
+        let n = unsafe { libc::recv(b, big.as_mut_ptr().cast(), 200, libc::MSG_DONTWAIT) };
+        assert_eq!(n, expect);
+    }
+    close(a);
+    close(b);
+    // A datagram longer than the request behind a stale hint: EMSGSIZE, never success.
+    let (s, t) = socketpair(libc::SOCK_STREAM);
+    let t = renumber(t, 15_005);
+    assert_eq!(writen(s, b"hi").0, 2);
+    assert_eq!(readn(t, &mut two).0, 2);
+    close(s);
+    close(t);
+    let (a, b) = socketpair(libc::SOCK_DGRAM);
+    let b = renumber(b, 15_005);
+    assert_eq!(writen(a, &[9u8; 100]).0, 100);
+    assert_eq!(
+        readn_opts(b, &mut buf, &opts(-1, 0)),
+        (-1, libc::EMSGSIZE, 40)
+    );
     close(a);
     close(b);
 }
@@ -1009,9 +1076,14 @@ fn timeout_zero_moves_what_is_ready_on_pipes_and_files() {
     let path = dir.join("five");
     std::fs::write(&path, b"abcde").unwrap();
     let file = std::fs::File::open(&path).unwrap();
+    // One nonblocking attempt: 5 bytes, then the deadline (EOF is not looked for).
     assert_eq!(
         readn_opts(file.as_raw_fd(), &mut buf, &opts(0, 0)),
-        (5, 0, 5)
+        (-1, libc::ETIMEDOUT, 5)
+    );
+    assert_eq!(
+        readn_opts(file.as_raw_fd(), &mut buf, &opts(0, 0)),
+        (0, 0, 0)
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
