@@ -1,9 +1,13 @@
 //! I/O bench (not a test): resock's exact-count calls against the seed's C loop (compiled
 //! by build.rs with -O2) and Rust std's read_exact/write_all, on AF_UNIX and loopback TCP;
-//! syscalls per message; and the Nagle / delayed-ACK stall that TCP_NODELAY avoids.
+//! syscalls per message; small messages (16 B to 4 KiB) on sockets and pipes against the
+//! plain C loops, with resock's syscalls per call; and the Nagle / delayed-ACK stall that
+//! TCP_NODELAY avoids.
 //! Runs alternate A B C A B C, and the tables give medians and min–max.
 //!
-//!     cargo bench --bench io --features count-syscalls [-- ROUNDS] [--svg FILE]
+//!     cargo bench --bench io --features count-syscalls [-- ROUNDS] [--svg FILE] [--small]
+//!
+//! `--small` runs only the small-message table.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,6 +21,8 @@ use resock::io::{reset_syscall_counts, syscall_counts};
 unsafe extern "C" {
     fn seed_readn(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
     fn seed_writen(fd: libc::c_int, buf: *const libc::c_void, n: usize) -> isize;
+    fn plain_readn(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
+    fn readline_sync(fd: libc::c_int, buf: *mut libc::c_void, maxlen: usize) -> isize;
     static mut seed_recv_calls: libc::c_ulong;
     fn readn_sync(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
     fn writen_sync(fd: libc::c_int, buf: *const libc::c_void, n: usize) -> isize;
@@ -180,6 +186,10 @@ fn write_svg(path: &str, rows: &[(String, [f64; 3])]) {
 
 fn main() {
     let rounds = rounds_arg();
+    if std::env::args().any(|a| a == "--small") {
+        small_messages(rounds);
+        return;
+    }
     println!("## Throughput (MB/s; median of {rounds} alternated runs, min–max)\n");
     println!("| transport | message | seed C loop | resock | std | resock/seed | resock/std |");
     println!("|---|---|---|---|---|---|---|");
@@ -227,6 +237,8 @@ fn main() {
         write_svg(&path, &chart);
         println!("\n(chart written to {path})");
     }
+
+    small_messages(rounds);
 
     println!("\n## Syscalls for one 1 MiB message the peer writes in 64 KiB pieces\n");
     println!("| transport | seed C loop recvfrom | resock recv |");
@@ -337,4 +349,183 @@ fn latency(nodelay: bool, split: bool, iters: usize) -> (Vec<f64>, f64) {
     let max = times.iter().copied().fold(0.0, f64::max);
     times.sort_by(|a, b| a.total_cmp(b));
     (times, max)
+}
+
+/// Where small messages travel: a socketpair or a pipe.
+#[derive(Clone, Copy, PartialEq)]
+enum Small {
+    Unix,
+    Pipe,
+}
+
+impl Small {
+    fn name(self) -> &'static str {
+        match self {
+            Small::Unix => "AF_UNIX stream",
+            Small::Pipe => "pipe",
+        }
+    }
+
+    /// (read end, write end), owned.
+    fn open(self) -> (OwnedFd, OwnedFd) {
+        match self {
+            Small::Unix => {
+                let (a, b) = UnixStream::pair().unwrap();
+                (b.into(), a.into())
+            }
+            Small::Pipe => {
+                let (r, w) = std::io::pipe().unwrap();
+                (r.into(), w.into())
+            }
+        }
+    }
+}
+
+/// One message in: the plain C loop (the seed's recvfrom loop on sockets, TLPI's read loop
+/// on pipes) or readn_sync.
+fn small_read(resock: bool, kind: Small, fd: RawFd, buf: &mut [u8]) {
+    let n = buf.len();
+    let got = unsafe {
+        match (resock, kind) {
+            (true, _) => readn_sync(fd, buf.as_mut_ptr().cast(), n),
+            (false, Small::Unix) => seed_readn(fd, buf.as_mut_ptr().cast(), n),
+            (false, Small::Pipe) => plain_readn(fd, buf.as_mut_ptr().cast(), n),
+        }
+    };
+    assert_eq!(got, n as isize);
+}
+
+/// One message out: TLPI's writen or writen_sync.
+fn small_write(resock: bool, fd: RawFd, buf: &[u8]) {
+    let n = buf.len();
+    let put = unsafe {
+        if resock {
+            writen_sync(fd, buf.as_ptr().cast(), n)
+        } else {
+            seed_writen(fd, buf.as_ptr().cast(), n)
+        }
+    };
+    assert_eq!(put, n as isize);
+}
+
+/// `messages` messages of `size` bytes; resock on the reading or the writing end (`side`),
+/// the plain C loop on the other, or the plain loop on both: MB/s.
+fn small_throughput(side: Side, resock: bool, kind: Small, size: usize, messages: usize) -> f64 {
+    let (rx, tx) = kind.open();
+    let writer = thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..messages {
+            small_write(resock && side == Side::Write, tx.as_raw_fd(), &msg);
+        }
+    });
+    let mut buf = vec![0u8; size];
+    let start = Instant::now();
+    for _ in 0..messages {
+        small_read(resock && side == Side::Read, kind, rx.as_raw_fd(), &mut buf);
+    }
+    let took = start.elapsed();
+    writer.join().unwrap();
+    (messages * size) as f64 / took.as_secs_f64() / 1e6
+}
+
+/// Which end of a small-message run is under test.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Read,
+    Write,
+}
+
+/// resock's syscalls per readn_sync and per writen_sync, once the fd is known, each
+/// counted on its own thread: (readn, writen).
+fn small_syscalls(kind: Small, size: usize) -> (f64, f64) {
+    const CALLS: u64 = 1000;
+    let (rx, tx) = kind.open();
+    let writer = thread::spawn(move || {
+        let msg = vec![7u8; size];
+        small_write(true, tx.as_raw_fd(), &msg);
+        reset_syscall_counts();
+        for _ in 0..CALLS {
+            small_write(true, tx.as_raw_fd(), &msg);
+        }
+        syscall_counts().total()
+    });
+    let mut buf = vec![0u8; size];
+    small_read(true, kind, rx.as_raw_fd(), &mut buf);
+    reset_syscall_counts();
+    for _ in 0..CALLS {
+        small_read(true, kind, rx.as_raw_fd(), &mut buf);
+    }
+    let reads = syscall_counts().total();
+    let writes = writer.join().unwrap();
+    (reads as f64 / CALLS as f64, writes as f64 / CALLS as f64)
+}
+
+/// resock's syscalls per readline_sync of a 64-byte line (63 bytes and '\n'), with many
+/// lines queued.
+fn readline_syscalls(kind: Small) -> f64 {
+    const LINES: u64 = 100;
+    let (rx, tx) = kind.open();
+    let mut line = vec![b'x'; 64];
+    line[63] = b'\n';
+    for _ in 0..=LINES {
+        small_write(true, tx.as_raw_fd(), &line);
+    }
+    let mut buf = [0u8; 128];
+    let first = unsafe { readline_sync(rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(first, 64);
+    reset_syscall_counts();
+    for _ in 0..LINES {
+        let n = unsafe { readline_sync(rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(n, 64);
+    }
+    syscall_counts().total() as f64 / LINES as f64
+}
+
+fn small_messages(rounds: usize) {
+    println!(
+        "\n## Small messages against the plain C loop (MB/s; median of {rounds} alternated runs, min–max)\n"
+    );
+    println!(
+        "The call under test on one end, the plain C loop on the other (the seed's recvfrom loop on\n\
+         sockets, TLPI's read loop on pipes, TLPI's writen).\n"
+    );
+    println!(
+        "| fd | message | call | plain C loop | resock | resock/plain | resock syscalls per call |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for kind in [Small::Unix, Small::Pipe] {
+        for size in [16, 64, 512, 4096] {
+            let (per_read, per_write) = small_syscalls(kind, size);
+            for (side, per_call) in [(Side::Read, per_read), (Side::Write, per_write)] {
+                let messages = 100_000;
+                let mut runs: [Vec<f64>; 2] = Default::default();
+                for _ in 0..rounds {
+                    for (k, resock) in [false, true].into_iter().enumerate() {
+                        runs[k].push(small_throughput(side, resock, kind, size, messages));
+                    }
+                }
+                let cell = |v: &mut Vec<f64>| {
+                    let m = median(v);
+                    (m, format!("{m:.1} ({:.1}–{:.1})", v[0], v[v.len() - 1]))
+                };
+                let (plain, plain_s) = cell(&mut runs[0]);
+                let (res, res_s) = cell(&mut runs[1]);
+                let call = if side == Side::Read {
+                    "readn"
+                } else {
+                    "writen"
+                };
+                println!(
+                    "| {} | {size} B | {call} | {plain_s} | {res_s} | {:.2}× | {per_call:.2} |",
+                    kind.name(),
+                    res / plain
+                );
+            }
+        }
+    }
+    println!("\n| fd | resock syscalls per readline_sync (64-byte lines, many queued) |");
+    println!("|---|---|");
+    for kind in [Small::Unix, Small::Pipe] {
+        println!("| {} | {:.2} |", kind.name(), readline_syscalls(kind));
+    }
 }

@@ -1,7 +1,8 @@
 /*
  * seed_loop.c - the seed's readn loop and TLPI's writen, as people copy them, compiled by
  * build.rs with -O2 and linked only into the benches (the baseline resock must beat).
- * seed_recv_calls counts the recvfrom calls the read loop makes.
+ * seed_recv_calls counts the recvfrom calls the read loop makes. plain_readn is TLPI's
+ * read()-based readn, the baseline on pipes (recvfrom fails there with ENOTSOCK).
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -20,6 +21,28 @@ ssize_t seed_readn(int fd, void *buffer, size_t n)
     for (totRead = 0; totRead < n;) {
         seed_recv_calls++;
         numRead = recvfrom(fd, buf, n - totRead, 0, NULL, 0);
+        if (numRead == 0)
+            return totRead;
+        if (numRead == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        totRead += numRead;
+        buf += numRead;
+    }
+    return totRead;
+}
+
+/* TLPI's readn. */
+ssize_t plain_readn(int fd, void *buffer, size_t n)
+{
+    ssize_t numRead;
+    size_t totRead;
+    char *buf = buffer;
+
+    for (totRead = 0; totRead < n;) {
+        numRead = read(fd, buf, n - totRead);
         if (numRead == 0)
             return totRead;
         if (numRead == -1) {

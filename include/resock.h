@@ -717,9 +717,10 @@ ssize_t writev_sync(int fd, const struct iovec *iov, int iovcnt);
  * Cost: on a socket it peeks (MSG_PEEK), then reads exactly through the newline: two
  * syscalls when one line is queued; when more is queued, one getsockopt more to keep an
  * SO_PEEK_OFF the caller enabled where it was (and a setsockopt if it is enabled; a peek
- * offset the caller set above 0 is not supported). Other fds are read a byte at a time:
- * 65 read(2) calls for a 64-byte line from a pipe. For speed on pipes, put a buffered
- * reader (fdopen/getline) in front and do not mix it with readn_sync.
+ * offset the caller set above 0 is not supported). Other fds are read a byte at a time,
+ * by design (nothing past the newline may be taken): one getsockopt and 64 read(2) calls
+ * for a 64-byte line from a pipe. For speed on pipes, put a buffered reader
+ * (fdopen/getline) in front and do not mix it with readn_sync.
  *
  * Memory: `buffer` points to `maxlen` writable bytes.
  */

@@ -3,20 +3,35 @@
 //! Each call moves all the bytes asked for, or stops and says how many moved ([`Partial`]).
 //! The loops follow the TLPI/UNP contract that legacy C relies on and harden its corners:
 //!
+//! - Stream sockets are read with `recvmsg(MSG_WAITALL)`, so a whole message costs one
+//!   syscall, and written with `send(MSG_NOSIGNAL)`, so a write after RST returns EPIPE
+//!   instead of killing the process. Pipes, FIFOs, files and ttys use `read`/`write`, one
+//!   syscall per read; their writes run under a per-thread SIGPIPE mask (block, write,
+//!   unblock: three syscalls) that never depends on the disposition.
+//! - Datagram, seqpacket and raw sockets are refused for reads (EPROTOTYPE) before a byte
+//!   moves: a record longer than the request would lose its tail. Writes send each buffer
+//!   as one record.
+//! - Which kind an fd is comes from one `getsockopt(SO_TYPE)` the first time an fd number is
+//!   seen, remembered per number as a hint and forgotten at EOF and on errors. A stale
+//!   hint (the number was closed and reused) costs a syscall, or, for a datagram socket
+//!   behind a stream hint, ends the call with EPROTOTYPE/EMSGSIZE after one datagram; see
+//!   `readn_sync` in the C header for the exact terms.
 //! - EINTR is retried (unless [`Opts::return_on_eintr`]).
-//! - Sockets are read with `recv(MSG_WAITALL)`, so a whole message costs one syscall, and
-//!   written with `send(MSG_NOSIGNAL)`, so a write after RST returns EPIPE instead of killing
-//!   the process. Other fds (pipes, FIFOs, files, ttys) fall back to `read`/`write` on the
-//!   first ENOTSOCK, and their writes run under a per-thread SIGPIPE mask.
-//! - On an `O_NONBLOCK` fd, EAGAIN means "not yet": the call polls and goes on. On a blocking
-//!   socket EAGAIN means the caller's SO_RCVTIMEO/SO_SNDTIMEO expired, and is returned.
-//! - A deadline ([`Opts::timeout`]) bounds the whole call on blocking fds too, and expiry
-//!   reports [`Error::TimedOut`] with the count moved so far.
+//! - On an `O_NONBLOCK` fd, EAGAIN means "not yet": the call polls and goes on, backing off
+//!   (50 µs to 4 ms) when poll says ready but the fd still says EAGAIN, so it never spins.
+//!   On a blocking socket EAGAIN means the caller's SO_RCVTIMEO/SO_SNDTIMEO expired, and is
+//!   returned.
+//! - A deadline ([`Opts::timeout`]) or [`Opts::return_on_eintr`] makes every syscall
+//!   nonblocking (MSG_DONTWAIT; RWF_NOWAIT on pipes) with poll(2) as the only wait. The
+//!   deadline is checked before every syscall after the first; expiry reports
+//!   [`Error::TimedOut`] with the count moved so far. Fds with no per-call nonblocking mode
+//!   (ttys, character devices, eventfd writes) are polled first and can still block past
+//!   the deadline if another thread takes the data or the room in between.
 //! - Every syscall is clamped to [`MAX_IO`] bytes (Linux moves no more per call) and the loop
 //!   goes on.
 //!
-//! The functions keep no state between calls: any number of threads may use them on
-//! distinct fds at once.
+//! Any number of threads may use them on distinct fds at once. Two threads reading lines
+//! from one fd at once can split lines, as two threads calling read(2) would.
 //!
 //! # Example
 //!
@@ -56,12 +71,15 @@ const IOV_MAX: usize = 1024;
 /// nonblocking fd waited out with `poll`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Opts {
-    /// A deadline for the whole call, measured on the monotonic clock from the call's start.
-    /// `None` waits as long as it takes. `Some(Duration::ZERO)` moves only what can move
-    /// without waiting.
+    /// A deadline for the whole call, measured on the monotonic clock from the call's start,
+    /// checked before every syscall after the first. `None` waits as long as it takes, and
+    /// so does a duration too long for [`Instant`] to hold (`Duration::MAX`).
+    /// `Some(Duration::ZERO)` makes one nonblocking attempt: it moves what is ready now.
     pub timeout: Option<Duration>,
-    /// Return EINTR when a signal interrupts a syscall that moved nothing, so a signal
-    /// handler can cancel the call. By default EINTR is retried.
+    /// Return EINTR (with the count so far) when a signal handler runs while the call
+    /// waits, so a signal handler can cancel the call: also after some bytes moved, and
+    /// also when the handler has SA_RESTART (the waits are poll(2), which the kernel never
+    /// restarts). By default EINTR is retried.
     pub return_on_eintr: bool,
     /// Return EAGAIN from an `O_NONBLOCK` fd instead of polling, for event loops that
     /// resume later with the count in [`Partial::done`].
@@ -108,7 +126,7 @@ pub struct Line {
 /// and why: [`Error::Eof`] if the peer closed first, [`Error::TimedOut`] if the deadline
 /// passed, or [`Error::Os`] with the failing syscall's error (ECONNRESET after an RST,
 /// EAGAIN when a blocking socket's SO_RCVTIMEO expired, EINTR/EAGAIN when [`Opts`] asked
-/// for them).
+/// for them, EPROTOTYPE for a datagram, seqpacket or raw socket).
 ///
 /// # Example
 ///
@@ -177,9 +195,10 @@ pub fn write_vectored_full(
 /// Reads one line into `buf`: bytes up to and including the first `'\n'`, never past it.
 ///
 /// It keeps no buffer of its own (unlike UNP's `readline`, whose static read-ahead loses
-/// bytes when mixed with `readn` and is not thread-safe): on sockets it peeks, then reads
-/// exactly through the newline; on other fds it reads a byte at a time. So it mixes freely
-/// with [`read_full`] on the same fd.
+/// bytes when mixed with `readn`): on sockets it peeks, then reads exactly through the
+/// newline (and keeps an SO_PEEK_OFF the caller enabled where it was); on other fds it
+/// reads a byte at a time. So it mixes freely with [`read_full`] on the same fd. One thread
+/// at a time per fd: two threads reading lines from one fd can split or swap lines.
 ///
 /// # Errors
 ///
@@ -211,18 +230,28 @@ pub fn read_line(fd: impl AsFd, buf: &mut [u8], opts: &Opts) -> Result<Line, Par
 #[cfg(feature = "count-syscalls")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyscallCounts {
-    /// recv(2) calls, MSG_PEEK and the ENOTSOCK probe included.
+    /// recvmsg(2) calls, MSG_PEEK included.
     pub recv: u64,
-    /// read(2) calls.
+    /// read(2) and preadv2(2) calls.
     pub read: u64,
-    /// send(2) and sendmsg(2) calls.
+    /// send(2) and sendmsg(2) calls, an ENOTSOCK one included.
     pub send: u64,
-    /// write(2) and writev(2) calls.
+    /// write(2), writev(2) and pwritev2(2) calls.
     pub write: u64,
     /// poll(2) calls.
     pub poll: u64,
-    /// Calls of the SIGPIPE guard: sigaction, pthread_sigmask, sigpending, sigtimedwait.
+    /// Calls of the SIGPIPE guard: pthread_sigmask, sigpending, sigtimedwait, /proc reads.
     pub sigmask: u64,
+    /// getsockopt/setsockopt/fstat calls that learn what an fd is.
+    pub probe: u64,
+}
+
+#[cfg(feature = "count-syscalls")]
+impl SyscallCounts {
+    /// All syscalls counted.
+    pub fn total(&self) -> u64 {
+        self.recv + self.read + self.send + self.write + self.poll + self.sigmask + self.probe
+    }
 }
 
 /// This thread's counts (feature `count-syscalls`).
@@ -236,6 +265,7 @@ pub fn syscall_counts() -> SyscallCounts {
         write: count(Call::Write),
         poll: count(Call::Poll),
         sigmask: count(Call::SigMask),
+        probe: count(Call::Probe),
     }
 }
 
@@ -831,7 +861,13 @@ unsafe fn read_line_loop(
     opts: &Opts,
 ) -> Result<Line, Partial> {
     let fail = |done, error| Err(Partial { done, error });
-    let mut kind = match read_kind(fd) {
+    // A non-socket is read a byte at a time, so one probe more is cheap there, and it keeps
+    // a stale "not a socket" hint from reading a stream socket byte by byte.
+    let kind = match sys::kind_hint(fd) {
+        FdKind::Stream => Ok(FdKind::Stream),
+        _ => probe_kind(fd),
+    };
+    let mut kind = match kind {
         Ok(kind) => kind,
         Err(error) => return fail(0, error),
     };
