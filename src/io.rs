@@ -535,13 +535,17 @@ unsafe fn read_loop(fd: RawFd, buf: *mut u8, len: usize, opts: &Opts) -> Result<
                     other => other.map(|(n, _)| n),
                 }
             }
-            _ => read_not_socket(&mut waiter, &mut nowait, at, chunk),
+            _ => match read_not_socket(&mut waiter, &mut nowait, at, chunk) {
+                Ok(result) => result,
+                Err(error) => return fail(done, error),
+            },
         };
         match result {
             Ok(n) if n < chunk && !verified => {
                 verified = true;
-                if let Err(error) = probe_kind(fd) {
-                    return fail(done + n, error);
+                match probe_kind(fd) {
+                    Ok(now) => kind = now,
+                    Err(error) => return fail(done + n, error),
                 }
                 if n == 0 {
                     return fail(done, Error::Eof);
@@ -571,15 +575,16 @@ unsafe fn read_loop(fd: RawFd, buf: *mut u8, len: usize, opts: &Opts) -> Result<
 }
 
 /// One read from a non-socket: plain read(2), or, when nothing may block, preadv2 with
-/// RWF_NOWAIT where the fd offers it and poll-then-read where it does not.
+/// RWF_NOWAIT where the fd offers it and poll-then-read where it does not. The outer error
+/// ends the call (the deadline passed, or a signal cancelled the wait).
 fn read_not_socket(
     waiter: &mut Waiter<'_>,
     nowait: &mut NoWait,
     at: *mut u8,
     len: usize,
-) -> sys::SysResult {
+) -> Result<sys::SysResult, Error> {
     if !waiter.poll_mode {
-        return sys::read(waiter.fd, at, len);
+        return Ok(sys::read(waiter.fd, at, len));
     }
     if nowait.usable {
         match sys::read_nowait(waiter.fd, at, len) {
@@ -588,14 +593,11 @@ fn read_not_socket(
             Err(libc::EAGAIN) if waiter.ready_unused && sys::is_disk_file(waiter.fd) => {
                 nowait.give_up()
             }
-            other => return other,
+            other => return Ok(other),
         }
     }
-    match waiter.wait(libc::POLLIN) {
-        Ok(()) => sys::read(waiter.fd, at, len),
-        Err(Error::TimedOut) => Err(libc::ETIMEDOUT),
-        Err(error) => Err(error.errno()),
-    }
+    waiter.wait(libc::POLLIN)?;
+    Ok(sys::read(waiter.fd, at, len))
 }
 
 /// Writes all `len` bytes at `buf`.
@@ -759,7 +761,10 @@ fn write_steps(fd: RawFd, out: &mut impl Outgoing, opts: &Opts) -> Result<(), Pa
             out.send(fd, libc::MSG_NOSIGNAL | dontwait)
         } else {
             guard.get_or_insert_with(SigpipeGuard::arm);
-            write_not_socket(&mut waiter, &mut nowait, out)
+            match write_not_socket(&mut waiter, &mut nowait, out) {
+                Ok(result) => result,
+                Err(error) => return Err(Partial { done, error }),
+            }
         };
         match result {
             Ok(0) => {
@@ -795,31 +800,26 @@ fn write_steps(fd: RawFd, out: &mut impl Outgoing, opts: &Opts) -> Result<(), Pa
 
 /// One write to a non-socket: plain write(2), or, when nothing may block, pwritev2 with
 /// RWF_NOWAIT where the fd offers it and poll-then-write (at most PIPE_BUF bytes, all that
-/// POLLOUT promises) where it does not.
+/// POLLOUT promises) where it does not. The outer error ends the call.
 fn write_not_socket(
     waiter: &mut Waiter<'_>,
     nowait: &mut NoWait,
     out: &impl Outgoing,
-) -> sys::SysResult {
+) -> Result<sys::SysResult, Error> {
     if !waiter.poll_mode {
         crate::test_hooks::pause("io.before_write");
-        return out.write(waiter.fd, usize::MAX);
+        return Ok(out.write(waiter.fd, usize::MAX));
     }
     if nowait.usable {
         crate::test_hooks::pause("io.before_write");
         match out.write_nowait(waiter.fd) {
             Err(libc::EOPNOTSUPP) => nowait.give_up(),
-            other => return other,
+            other => return Ok(other),
         }
     }
-    match waiter.wait(libc::POLLOUT) {
-        Ok(()) => {
-            crate::test_hooks::pause("io.before_write");
-            out.write(waiter.fd, libc::PIPE_BUF)
-        }
-        Err(Error::TimedOut) => Err(libc::ETIMEDOUT),
-        Err(error) => Err(error.errno()),
-    }
+    waiter.wait(libc::POLLOUT)?;
+    crate::test_hooks::pause("io.before_write");
+    Ok(out.write(waiter.fd, libc::PIPE_BUF))
 }
 
 /// Reads one line of at most `cap` bytes into `buf` (no NUL is added).
@@ -881,12 +881,18 @@ unsafe fn read_line_loop(
         // SAFETY: done < cap keeps the pointer inside the caller's buffer.
         let at = unsafe { buf.add(done) };
         let result = match kind {
-            FdKind::Stream => match peek_line(&mut waiter, at, (cap - done).min(LINE_PEEK)) {
-                Ok(Some(n)) => Ok(n),
-                Ok(None) => Err(libc::EAGAIN),
+            FdKind::Stream => match peek_line(&waiter, at, (cap - done).min(LINE_PEEK)) {
+                Ok(Peeked::Took(n)) => Ok(n),
+                Ok(Peeked::Truncated(n)) => {
+                    sys::set_kind_hint(fd, FdKind::Unknown);
+                    return fail(done + n, Error::from_errno(libc::EMSGSIZE));
+                }
                 Err(e) => Err(e),
             },
-            _ => read_not_socket(&mut waiter, &mut nowait, at, 1),
+            _ => match read_not_socket(&mut waiter, &mut nowait, at, 1) {
+                Ok(result) => result,
+                Err(error) => return fail(done, error),
+            },
         };
         match result {
             Ok(0) => {
@@ -915,10 +921,6 @@ unsafe fn read_line_loop(
                 kind = FdKind::NotSocket;
                 waiter.attempts -= 1;
             }
-            Err(libc::EMSGSIZE) => {
-                sys::set_kind_hint(fd, FdKind::Unknown);
-                return fail(done, Error::from_errno(libc::EMSGSIZE));
-            }
             Err(e) => {
                 if let Err(error) = waiter.on_errno(e, libc::POLLIN) {
                     return fail(done, error);
@@ -932,10 +934,18 @@ unsafe fn read_line_loop(
     })
 }
 
+/// What one socket readline step did.
+enum Peeked {
+    /// Took this many bytes (0 at EOF): through the first newline, or all that was queued.
+    Took(usize),
+    /// A record, not a stream (a datagram socket behind a stale hint): this many bytes were
+    /// stored and the rest of the record is gone (0: the peek saw it and took nothing).
+    Truncated(usize),
+}
+
 /// One step of a socket readline: peek at what is queued, then take exactly the bytes
-/// through the first newline (or all peeked bytes if none). Returns the bytes taken (0 at
-/// EOF), or None when the peek found nothing yet.
-fn peek_line(waiter: &mut Waiter<'_>, at: *mut u8, room: usize) -> Result<Option<usize>, i32> {
+/// through the first newline (or all peeked bytes if none).
+fn peek_line(waiter: &Waiter<'_>, at: *mut u8, room: usize) -> Result<Peeked, i32> {
     let fd = waiter.fd;
     let dontwait = if waiter.poll_mode {
         libc::MSG_DONTWAIT
@@ -944,11 +954,10 @@ fn peek_line(waiter: &mut Waiter<'_>, at: *mut u8, room: usize) -> Result<Option
     };
     let (peeked, flags) = sys::recv(fd, at, room, libc::MSG_PEEK | dontwait)?;
     if flags & libc::MSG_TRUNC != 0 {
-        // A datagram behind a stale hint; the peek consumed nothing.
-        return Err(libc::EMSGSIZE);
+        return Ok(Peeked::Truncated(0));
     }
     if peeked == 0 {
-        return Ok(Some(0));
+        return Ok(Peeked::Took(0));
     }
     // SAFETY: the kernel just stored `peeked` bytes at `at`.
     let seen = unsafe { std::slice::from_raw_parts(at, peeked) };
@@ -957,11 +966,14 @@ fn peek_line(waiter: &mut Waiter<'_>, at: *mut u8, room: usize) -> Result<Option
         .position(|&b| b == b'\n')
         .map_or(peeked, |i| i + 1);
     // The bytes are queued already: this read takes them without blocking.
-    let (taken, _) = sys::recv(fd, at, through, libc::MSG_DONTWAIT)?;
+    let (taken, flags) = sys::recv(fd, at, through, libc::MSG_DONTWAIT)?;
+    if flags & libc::MSG_TRUNC != 0 {
+        return Ok(Peeked::Truncated(taken));
+    }
     if peeked > taken {
         undo_peek_advance(fd, peeked - taken);
     }
-    Ok(Some(taken))
+    Ok(Peeked::Took(taken))
 }
 
 /// With SO_PEEK_OFF enabled each MSG_PEEK moves the kernel's peek offset forward and each

@@ -1056,6 +1056,36 @@ fn a_stale_stream_hint_on_a_datagram_socket_loses_nothing_silently() {
     );
     close(a);
     close(b);
+    // readline behind a stale hint: a datagram with two lines ends in EMSGSIZE after the
+    // first, and the number is asked again.
+    let (s, t) = socketpair(libc::SOCK_STREAM);
+    let t = renumber(t, 15_006);
+    assert_eq!(writen(s, b"hi\n").0, 3);
+    let mut line = [0u8; 64];
+    assert_eq!(unsafe { readline_sync(t, line.as_mut_ptr().cast(), 64) }, 3);
+    close(s);
+    close(t);
+    let (a, b) = socketpair(libc::SOCK_DGRAM);
+    let b = renumber(b, 15_006);
+    assert_eq!(writen(a, b"one\ntwo\n").0, 8);
+    assert_eq!(writen(a, b"three\n").0, 6);
+    let mut done = 0;
+    let r =
+        unsafe { resock_readline(b, line.as_mut_ptr().cast(), 64, std::ptr::null(), &mut done) };
+    assert_eq!((r, errno(), done), (-1, libc::EMSGSIZE, 4));
+    assert_eq!(&line[..5], b"one\n\0");
+    set_errno(0);
+    assert_eq!(
+        unsafe { readline_sync(b, line.as_mut_ptr().cast(), 64) },
+        -1
+    );
+    assert_eq!(
+        errno(),
+        libc::EPROTOTYPE,
+        "refused once known, the next datagram queued"
+    );
+    close(a);
+    close(b);
 }
 
 #[test]
