@@ -374,8 +374,10 @@ impl Small {
                 (b.into(), a.into())
             }
             Small::Pipe => {
-                let (r, w) = std::io::pipe().unwrap();
-                (r.into(), w.into())
+                let mut fds = [0; 2];
+                assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+                use std::os::fd::FromRawFd;
+                unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
             }
         }
     }
