@@ -38,6 +38,10 @@ pub mod server;
 mod ffi;
 mod sigpipe;
 mod sys;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+#[cfg(not(feature = "test-hooks"))]
+mod test_hooks;
 mod wake;
 
 pub use error::{Class, Error, Partial};

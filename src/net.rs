@@ -128,29 +128,30 @@ pub fn resolve(host: Option<&str>, port: &str) -> Result<Vec<SocketAddr>, Error>
 /// The last address's connect error (ECONNREFUSED when nothing listens), ETIMEDOUT when the
 /// time ran out, or a resolve error (see [`resolve`]).
 pub fn connect(host: &str, port: &str, timeout: Option<Duration>) -> Result<OwnedFd, Error> {
-    connect_cancelable(host, port, timeout, None)
+    connect_cancelable(host, port, timeout, &[])
 }
 
-/// [`connect`] that gives up with ECANCELED when `wake` is signalled.
+/// [`connect`] that gives up with ECANCELED as soon as one of `wakes` is signalled, in
+/// the resolve as well as in the connects; `timeout` bounds both.
 pub(crate) fn connect_cancelable(
     host: &str,
     port: &str,
     timeout: Option<Duration>,
-    wake: Option<&Wake>,
+    wakes: &[&Wake],
 ) -> Result<OwnedFd, Error> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(wake::deadline_after);
     if let Some(path) = unix_path(host) {
         let addr = SockAddr::unix(path)?;
-        return connect_one(&addr, Domain::UNIX, deadline, wake);
+        return connect_one(&addr, Domain::UNIX, deadline, wakes);
     }
-    let addrs = resolve(Some(host), port)?;
+    let addrs = resolve_cancelable(host, port, wakes, deadline)?;
     let mut last = Error::from_errno(libc::EHOSTUNREACH);
     for addr in addrs {
         match connect_one(
             &SockAddr::from(addr),
             Domain::for_address(addr),
             deadline,
-            wake,
+            wakes,
         ) {
             Ok(fd) => return Ok(fd),
             // The time is spent, or a stop came: no address after this one may start.
@@ -163,12 +164,65 @@ pub(crate) fn connect_cancelable(
     Err(last)
 }
 
+/// Resolver threads that may be left behind by cancelled resolves at once; past this a
+/// resolve fails with EAGAIN instead of piling up threads on a hung resolver.
+const MAX_RESOLVER_THREADS: usize = 16;
+
+static RESOLVER_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// [`resolve`] that a stop or the deadline can interrupt. getaddrinfo cannot be cancelled
+/// (an unresponsive DNS server holds it for seconds), so a name runs on a helper thread
+/// that is abandoned on ECANCELED or ETIMEDOUT and finishes on its own; an IP literal with
+/// a numeric port needs no resolver and no thread.
+fn resolve_cancelable(
+    host: &str,
+    port: &str,
+    wakes: &[&Wake],
+    deadline: Option<Instant>,
+) -> Result<Vec<SocketAddr>, Error> {
+    if let (Ok(ip), Ok(port)) = (host.parse::<std::net::IpAddr>(), port.parse::<u16>()) {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    use std::sync::atomic::Ordering;
+    if RESOLVER_THREADS.fetch_add(1, Ordering::AcqRel) >= MAX_RESOLVER_THREADS {
+        RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+        return Err(Error::from_errno(libc::EAGAIN));
+    }
+    let done = std::sync::Arc::new((Wake::new()?, std::sync::Mutex::new(None)));
+    let spawned = {
+        let (done, host, port) = (done.clone(), host.to_string(), port.to_string());
+        std::thread::Builder::new()
+            .name("resock-resolve".into())
+            .spawn(move || {
+                crate::test_hooks::pause("net.resolve");
+                let result = resolve(Some(&host), &port);
+                *done.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                done.0.signal();
+                RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+            })
+    };
+    if let Err(e) = spawned {
+        RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+        return Err(e.into());
+    }
+    loop {
+        if let Some(result) = done.1.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return result;
+        }
+        match wake::wait(Some(done.0.raw()), libc::POLLIN, wakes, deadline)? {
+            Woken::Ready => {}
+            Woken::Wake => return Err(Error::from_errno(libc::ECANCELED)),
+            Woken::Timeout => return Err(Error::TimedOut),
+        }
+    }
+}
+
 /// One nonblocking connect, polled against the deadline and the wake fd, then SO_ERROR.
 fn connect_one(
     addr: &SockAddr,
     domain: Domain,
     deadline: Option<Instant>,
-    wake: Option<&Wake>,
+    wakes: &[&Wake],
 ) -> Result<OwnedFd, Error> {
     let socket = Socket::new(domain, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
@@ -176,7 +230,7 @@ fn connect_one(
         Ok(()) => {}
         // EINTR: the connect goes on asynchronously, exactly as after EINPROGRESS.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {
-            match wake::wait(Some(socket.as_raw_fd()), libc::POLLOUT, wake, deadline)? {
+            match wake::wait(Some(socket.as_raw_fd()), libc::POLLOUT, wakes, deadline)? {
                 Woken::Ready => {
                     if let Some(err) = socket.take_error()? {
                         return Err(err.into());

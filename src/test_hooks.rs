@@ -1,0 +1,128 @@
+//! Pause points that make race tests deterministic (the `test-hooks` cargo feature).
+//!
+//! A race test arms a named point, waits until a resock thread has arrived there, does
+//! the racing call (a stop, a free, a new log sink) and then lets the thread go on. Each
+//! named point in the library is the exact window a lifecycle bug lived in: after a state
+//! check and before the wait that depends on it, inside a resolve, inside a log call.
+//!
+//! Without the feature, [`pause`] is an empty inline function: nothing of this module is in
+//! the library that C programs link. With it, an unarmed point costs one mutex lock.
+//!
+//! ```ignore
+//! let hook = resock::test_hooks::arm("server.slot_wait");
+//! // ... make a resock thread reach the point ...
+//! assert!(hook.wait_arrived(Duration::from_secs(10)));
+//! // ... the racing call ...
+//! hook.release();
+//! ```
+
+#[cfg(feature = "test-hooks")]
+pub use armed::{Hook, arm};
+
+/// Stops the calling thread here while a test holds the point `name` armed (only the first
+/// thread that arrives is stopped; later ones pass).
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn pause(_name: &'static str) {}
+
+#[cfg(feature = "test-hooks")]
+pub(crate) use armed::pause;
+
+#[cfg(feature = "test-hooks")]
+mod armed {
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Point {
+        /// Armed; no thread has arrived yet.
+        Waiting,
+        /// A thread is stopped at the point.
+        Arrived,
+        /// The test let it go (or the hook was dropped).
+        Released,
+    }
+
+    static POINTS: Mutex<Vec<(&'static str, Point)>> = Mutex::new(Vec::new());
+    static CHANGED: Condvar = Condvar::new();
+
+    fn points() -> std::sync::MutexGuard<'static, Vec<(&'static str, Point)>> {
+        POINTS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(list: &[(&'static str, Point)], name: &str) -> Option<Point> {
+        list.iter().find(|(n, _)| *n == name).map(|&(_, p)| p)
+    }
+
+    fn set(list: &mut [(&'static str, Point)], name: &str, point: Point) {
+        if let Some(entry) = list.iter_mut().find(|(n, _)| *n == name) {
+            entry.1 = point;
+        }
+    }
+
+    /// An armed pause point; dropping it releases a stopped thread and disarms the point.
+    #[derive(Debug)]
+    pub struct Hook {
+        name: &'static str,
+    }
+
+    /// Arms the pause point `name`: the next thread that reaches it stops there until
+    /// [`Hook::release`].
+    ///
+    /// # Panics
+    ///
+    /// If `name` is armed already (two tests racing for one point would prove nothing).
+    pub fn arm(name: &'static str) -> Hook {
+        let mut list = points();
+        assert!(state(&list, name).is_none(), "{name} is armed twice");
+        list.push((name, Point::Waiting));
+        Hook { name }
+    }
+
+    impl Hook {
+        /// Waits until a thread is stopped at the point; false if none arrived in `limit`.
+        pub fn wait_arrived(&self, limit: Duration) -> bool {
+            let deadline = Instant::now() + limit;
+            let mut list = points();
+            loop {
+                if state(&list, self.name) == Some(Point::Arrived) {
+                    return true;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                list = CHANGED
+                    .wait_timeout(list, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+
+        /// Lets the stopped thread (if any) go on; later arrivals pass.
+        pub fn release(&self) {
+            set(&mut points(), self.name, Point::Released);
+            CHANGED.notify_all();
+        }
+    }
+
+    impl Drop for Hook {
+        fn drop(&mut self) {
+            points().retain(|(n, _)| *n != self.name);
+            CHANGED.notify_all();
+        }
+    }
+
+    /// See the module docs.
+    pub(crate) fn pause(name: &'static str) {
+        let mut list = points();
+        if state(&list, name) != Some(Point::Waiting) {
+            return;
+        }
+        set(&mut list, name, Point::Arrived);
+        CHANGED.notify_all();
+        while state(&list, name) == Some(Point::Arrived) {
+            list = CHANGED.wait(list).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
