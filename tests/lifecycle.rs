@@ -299,11 +299,19 @@ fn server_join_leaves_no_idle_pool_thread_behind() {
     thread::sleep(Duration::from_millis(50));
     hook.release();
     stop.join().unwrap();
+    // Bounded below the pool's 10 s idle exit: a lost stop would show as a join that
+    // waits for the worker to idle out.
+    let started = Instant::now();
     let running = finishes("join(-1) with an idle pool", move || {
         let s = s;
         // SAFETY: live.
         unsafe { resock_server_join(s.0, -1) }
     });
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "join waited {:?} for an idle worker",
+        started.elapsed()
+    );
     assert_eq!(running, 0);
     assert!(
         !thread_alive(worker),
