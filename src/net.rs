@@ -20,8 +20,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, SockRef, Socket, TcpKeepalive, Type};
@@ -168,53 +170,67 @@ pub(crate) fn connect_cancelable(
 /// resolve fails with EAGAIN instead of piling up threads on a hung resolver.
 const MAX_RESOLVER_THREADS: usize = 16;
 
-static RESOLVER_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static RESOLVER_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// What a resolver thread hands back: the result, and a wake fd that says it is there.
+type Handoff = (Wake, Mutex<Option<Result<Vec<SocketAddr>, Error>>>);
 
 /// [`resolve`] that a stop or the deadline can interrupt. getaddrinfo cannot be cancelled
-/// (an unresponsive DNS server holds it for seconds), so a name runs on a helper thread
-/// that is abandoned on ECANCELED or ETIMEDOUT and finishes on its own; an IP literal with
-/// a numeric port needs no resolver and no thread.
+/// (an unresponsive DNS server holds it for seconds), so a name is resolved on a helper
+/// thread. On ECANCELED or ETIMEDOUT the thread is abandoned and finishes on its own;
+/// otherwise it is joined, so no fd of it outlives the call. An IP literal with a numeric
+/// port, or a call nothing can interrupt, needs no thread.
 fn resolve_cancelable(
     host: &str,
     port: &str,
     wakes: &[&Wake],
     deadline: Option<Instant>,
 ) -> Result<Vec<SocketAddr>, Error> {
-    if let (Ok(ip), Ok(port)) = (host.parse::<std::net::IpAddr>(), port.parse::<u16>()) {
+    if let (Ok(ip), Ok(port)) = (host.parse::<IpAddr>(), port.parse::<u16>()) {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    use std::sync::atomic::Ordering;
+    if wakes.is_empty() && deadline.is_none() {
+        return resolve(Some(host), port);
+    }
     if RESOLVER_THREADS.fetch_add(1, Ordering::AcqRel) >= MAX_RESOLVER_THREADS {
         RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
         return Err(Error::from_errno(libc::EAGAIN));
     }
-    let done = std::sync::Arc::new((Wake::new()?, std::sync::Mutex::new(None)));
+    let handoff: Arc<Handoff> = match Wake::new() {
+        Ok(wake) => Arc::new((wake, Mutex::new(None))),
+        Err(e) => {
+            RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into());
+        }
+    };
     let spawned = {
-        let (done, host, port) = (done.clone(), host.to_string(), port.to_string());
+        let (handoff, host, port) = (handoff.clone(), host.to_string(), port.to_string());
         std::thread::Builder::new()
             .name("resock-resolve".into())
             .spawn(move || {
                 crate::test_hooks::pause("net.resolve");
                 let result = resolve(Some(&host), &port);
-                *done.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                done.0.signal();
+                *handoff.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                handoff.0.signal();
                 RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
             })
     };
-    if let Err(e) = spawned {
-        RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
-        return Err(e.into());
-    }
-    loop {
-        if let Some(result) = done.1.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return result;
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => {
+            RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into());
         }
-        match wake::wait(Some(done.0.raw()), libc::POLLIN, wakes, deadline)? {
-            Woken::Ready => {}
-            Woken::Wake => return Err(Error::from_errno(libc::ECANCELED)),
-            Woken::Timeout => return Err(Error::TimedOut),
-        }
+    };
+    match wake::wait(Some(handoff.0.raw()), libc::POLLIN, wakes, deadline)? {
+        Woken::Ready => {}
+        Woken::Wake => return Err(Error::from_errno(libc::ECANCELED)),
+        Woken::Timeout => return Err(Error::TimedOut),
     }
+    // The result is there: the thread is finishing, and its reference goes with it.
+    let _ = thread.join();
+    let result = handoff.1.lock().unwrap_or_else(|e| e.into_inner()).take();
+    result.unwrap_or(Err(Error::from_errno(libc::EIO)))
 }
 
 /// One nonblocking connect, polled against the deadline and the wake fd, then SO_ERROR.
