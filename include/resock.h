@@ -30,6 +30,12 @@
 
 
 /**
+ * The largest record_size resock_client_start accepts (64 MiB): the record buffer is
+ * allocated whole when the client starts.
+ */
+#define RESOCK_CLIENT_MAX_RECORD_SIZE (64 << 20)
+
+/**
  * `opts.flags`: a signal whose handler runs while the call waits ends the call with
  * -1/EINTR and `*done` = the bytes moved so far, so a signal handler can cancel it: also
  * after some bytes moved, and also when the handler was installed with SA_RESTART (glibc
@@ -136,7 +142,7 @@ typedef enum resock_class {
 } resock_class;
 
 /**
- * How serious a message is. In C: `RESOCK_LEVEL_*`.
+ * How serious a message is. In C: `RESOCK_LOG_LEVEL_*`.
  */
 typedef enum resock_log_level {
   /**
@@ -156,16 +162,55 @@ typedef enum resock_log_level {
 /**
  * A running client: opaque; create with resock_client_start, free with
  * resock_client_free.
+ *
+ * Lifecycle. RUNNING after resock_client_start: the client thread dials, runs on_connect,
+ * then the records loop or the session, reports on_disconnect and dials again.
+ * resock_client_send, resock_client_stop and resock_client_stats may be called from any
+ * thread and from the callbacks; resock_client_join from any other thread (EDEADLK from a
+ * callback). A connection is open to resock_client_send only after on_connect accepted it
+ * (before that: ENOTCONN). STOPPED after resock_client_stop, or when max_attempts ran out:
+ * the thread leaves a resolve, connect, backoff, handshake or blocked read at once, calls
+ * on_disconnect a last time (RESOCK_CLASS_OK, errno ECANCELED) and ends. JOINED once
+ * resock_client_join returned 0: no callback runs any more. resock_client_free stops the
+ * client and waits for its thread; called from inside a callback it cannot wait, so it
+ * turns every further callback off (on_disconnect included) and the thread ends on its
+ * own. Either way no callback starts after resock_client_free returns, so `user` may be
+ * freed then. No call may start on the client after resock_client_free.
  */
 typedef struct resock_client resock_client;
 
 /**
  * A dialer: opaque; create with resock_dialer_new, free with resock_dialer_free.
+ *
+ * Lifecycle. READY after resock_dialer_new: one thread at a time may be inside
+ * resock_dial (a second concurrent resock_dial fails with EBUSY); resock_hangup,
+ * resock_dialer_reset, resock_dialer_stop and resock_dialer_stats may be called from any
+ * thread at any time. STOPPED after resock_dialer_stop (final): a resock_dial in a
+ * resolve, connect or backoff returns -1/ECANCELED at once, and every later one at once;
+ * resock_hangup still closes. resock_dialer_free stops the dialer and gives up the
+ * caller's reference: a resock_dial still running on another thread keeps the dialer
+ * alive until it returns -1/ECANCELED, so free may be called while it is inside. No call
+ * may start on the dialer after resock_dialer_free.
  */
 typedef struct resock_dialer resock_dialer;
 
 /**
  * A server: opaque; create with resock_server_new, free with resock_server_free.
+ *
+ * Lifecycle. BOUND after resock_server_new (listening; connections queue in the kernel):
+ * resock_server_run or resock_server_start, once (again: EBUSY). RUNNING: the accept
+ * loop runs on the thread that called resock_server_run, or on its own thread after
+ * resock_server_start; resock_server_stop, resock_server_join, resock_server_stats and
+ * resock_server_port may be called from any thread and from handlers. STOPPED after
+ * resock_server_stop (any thread, a handler too): the loop ends at once, even while it
+ * waits at max_connections, and closes the listener (resock_server_run returns 0);
+ * running handlers go on. resock_server_join waits for the loop wherever it runs, then up
+ * to a grace period for handlers; when it returns 0 no handler runs and no thread of the
+ * server is left. resock_server_free stops the server, waits for the accept loop (also one
+ * in resock_server_run on another thread) and gives up the caller's reference; handlers
+ * still running keep the server alive and must find `user` valid until they return (call
+ * resock_server_join(s, -1) first to be sure). No call may start on the server after
+ * resock_server_free.
  */
 typedef struct resock_server resock_server;
 
@@ -468,10 +513,11 @@ void resock_client_config_init(struct resock_client_config *cfg);
 /**
  * Starts a client thread that dials (with the dialer's backoff), runs the records loop or
  * the session, and reconnects whenever the connection ends, until stopped. Callbacks run
- * on that thread with no resock lock held; they may call resock_client_send and
- * resock_client_stop. Returns NULL with errno EINVAL for a bad configuration (the dial
- * rules, plus: record_size > 0 without on_record, record_size 0 without session), or the
- * error of creating the thread.
+ * on that thread with no resock lock held; they may call resock_client_send,
+ * resock_client_stop and resock_client_free. Returns NULL with errno EINVAL for a bad
+ * configuration (the dial rules, plus: record_size > 0 without on_record, record_size
+ * above RESOCK_CLIENT_MAX_RECORD_SIZE, record_size 0 without session), ENOMEM when the
+ * record buffer cannot be allocated, or the error of creating the thread.
  *
  * # Safety
  * `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay valid until
@@ -481,9 +527,10 @@ struct resock_client *resock_client_start(const struct resock_client_config *cfg
 
 /**
  * Writes all `n` bytes to the live connection (serialised with other senders, never
- * raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up
- * (nothing is buffered for later), EPIPE/ECONNRESET when it died meanwhile, EINVAL for a
- * NULL client or buffer.
+ * raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up or
+ * on_connect has not accepted it yet (nothing is buffered for later; on_connect itself
+ * writes its handshake to its `fd`), EPIPE/ECONNRESET when it died meanwhile, EINVAL for
+ * a NULL client or buffer.
  *
  * # Safety
  * `c` is NULL or a live client; `buf` points to `n` readable bytes.
@@ -520,12 +567,13 @@ int resock_client_join(struct resock_client *c, int timeout_ms);
 void resock_client_stats(const struct resock_client *c, struct resock_stats *out);
 
 /**
- * Stops the client, waits for its thread (unless called from one of its callbacks: then
- * the thread finishes on its own after the callback returns) and frees it. NULL is
- * ignored.
+ * Stops the client, waits for its thread and frees it. Called from one of its own
+ * callbacks it cannot wait: every further callback is turned off (on_disconnect too) and
+ * the thread ends on its own after the callback returns. Either way no callback starts
+ * after this returns. NULL is ignored.
  *
  * # Safety
- * `c` is NULL or a live client that no other thread uses any more; it is invalid after.
+ * `c` is NULL or a live client; no call may start on it after this one.
  */
 void resock_client_free(struct resock_client *c);
 
@@ -552,9 +600,10 @@ struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
 /**
  * Waits out the backoff, then connects, until a connection is made: returns a connected
  * fd that the caller owns (give it back with resock_hangup), or -1 with errno: ECANCELED
- * once resock_dialer_stop was called (it also interrupts a connect or a backoff wait);
- * the last connect errno (ECONNREFUSED, ETIMEDOUT, ...) when max_attempts attempts
- * failed; EINVAL for a NULL dialer.
+ * once resock_dialer_stop was called (it also interrupts a resolve, a connect or a backoff
+ * wait); EBUSY while another thread is inside resock_dial on the same dialer; the last
+ * connect errno (ECONNREFUSED, ETIMEDOUT, ...) when max_attempts attempts failed; EINVAL
+ * for a NULL dialer.
  *
  * The seed's client becomes:
  * `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
@@ -606,10 +655,12 @@ void resock_dialer_reset(struct resock_dialer *d);
 void resock_dialer_stats(const struct resock_dialer *d, struct resock_stats *out);
 
 /**
- * Frees a dialer (stop it first if another thread may be dialing). NULL is ignored.
+ * Stops the dialer (as resock_dialer_stop) and frees it. A resock_dial still running on
+ * another thread returns -1/ECANCELED and the memory goes when it has returned; fds it
+ * handed out stay the caller's. NULL is ignored.
  *
  * # Safety
- * `d` is NULL or a live dialer that no other thread uses any more; it is invalid after.
+ * `d` is NULL or a live dialer; no call may start on it after this one.
  */
 void resock_dialer_free(struct resock_dialer *d);
 
@@ -819,8 +870,13 @@ int resock_should_reconnect(int errnum);
  * valid only during the call. `f` runs on whichever thread logs, with no resock lock
  * held, and must be thread-safe.
  *
+ * Lifecycle of the sink: when resock_set_log returns, no thread is inside the previous
+ * callback or will enter it — it waits for calls in flight on other threads — so the
+ * previous `user` may be freed at once. A callback may itself call resock_set_log (it
+ * does not wait for its own call) and may call any other resock function.
+ *
  * # Safety
- * `f` (if not NULL) and `user` stay valid until the next resock_set_log call.
+ * `f` (if not NULL) and `user` stay valid until the next resock_set_log call returns.
  */
 void resock_set_log(void (*f)(int level, const char *msg, void *user), void *user);
 
@@ -954,9 +1010,11 @@ int resock_server_start(struct resock_server *s);
 void resock_server_stop(struct resock_server *s);
 
 /**
- * Waits for the accept loop to end (after resock_server_stop), then up to `grace_ms`
- * (-1: as long as it takes) for the running handlers. Returns how many handlers are still
- * running (0: all done), or -1 with errno EINVAL.
+ * Waits for the accept loop to end (after resock_server_stop; wherever the loop runs), then
+ * up to `grace_ms` (-1: as long as it takes) for the running handlers. Returns how many
+ * handlers are still running (0: all done, and the pool's threads are gone), or -1 with
+ * errno: EINVAL (NULL, grace_ms below -1), EDEADLK (grace_ms -1 from one of this server's
+ * handlers: it would wait for itself).
  *
  * # Safety
  * `s` is NULL or a live server.
@@ -973,11 +1031,13 @@ int resock_server_join(struct resock_server *s, int grace_ms);
 void resock_server_stats(const struct resock_server *s, struct resock_accept_stats *out);
 
 /**
- * Stops the server, waits for its accept loop, and frees it. Handlers still running
- * finish on their own (their `user` must stay valid until they return). NULL is ignored.
+ * Stops the server, waits for its accept loop to end (also a resock_server_run on another
+ * thread, which then returns 0), and frees it. Handlers still running finish on their own
+ * and keep the server's memory alive until they return; their `user` must stay valid
+ * until then. Callable from a handler. NULL is ignored.
  *
  * # Safety
- * `s` is NULL or a live server that no other thread uses any more; it is invalid after.
+ * `s` is NULL or a live server; no call may start on it after this one.
  */
 void resock_server_free(struct resock_server *s);
 

@@ -12,6 +12,19 @@
 //! down, which makes a blocked read return. [`Client::join`] then waits for the thread; no
 //! callback runs after it returns.
 //!
+//! # Lifecycle
+//!
+//! | state      | what may be called, from where                                         |
+//! |------------|------------------------------------------------------------------------|
+//! | running    | `send`, `stop`, `stats` from any thread or callback; `join` from any other thread (EDEADLK from a callback) |
+//! | stopped    | after `stop` (or when the dialer gave up): the thread leaves a resolve, connect, backoff, handshake or read at once, reports the last `on_disconnect` (errno ECANCELED) and ends; `send` fails with ENOTCONN |
+//! | joined     | `join` returned `Ok`: no callback runs any more                        |
+//! | dropped    | [`Client::shutdown`] (also run by `Drop`): stop, then join — or, from inside a callback, no further callback at all (not even `on_disconnect`) and the thread ends on its own |
+//!
+//! A connection is visible to `send` only after `on_connect` accepted it, so nothing a
+//! sender writes can overtake the handshake, and a `send` never succeeds on a connection
+//! that `on_connect` then refuses.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -33,21 +46,28 @@
 //! # Ok::<(), resock::Error>(())
 //! ```
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::cell::Cell;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::dial::{DialConfig, Dialer, State, Stats};
 use crate::error::{Class, Error, Partial};
 use crate::io::{Opts, read_full, write_full};
 use crate::log::{Level, log};
+use crate::wake;
+
+/// The largest record a client reads (64 MiB): the whole record is one buffer, allocated
+/// when the client starts. In C: `RESOCK_CLIENT_MAX_RECORD_SIZE`.
+pub const MAX_RECORD_SIZE: usize = 64 << 20;
 
 /// What the client thread does with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Read records of this many bytes (> 0) and pass each to [`Session::on_record`].
+    /// Read records of this many bytes (1 to [`MAX_RECORD_SIZE`]) and pass each to
+    /// [`Session::on_record`].
     Records(usize),
     /// Call [`Session::session`], which owns the I/O until it returns.
     Session,
@@ -84,25 +104,54 @@ pub trait Session: Send + 'static {
     fn on_disconnect(&mut self, _class: Class, _errno: i32, _lived: Duration) {}
 }
 
+/// The client thread's connection, as other threads may see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    /// No connection.
+    Down,
+    /// Connected, `on_connect` running: `stop` may shut it down, `send` must not see it.
+    Handshake(RawFd),
+    /// Accepted by `on_connect`: open to `send`.
+    Up(RawFd),
+}
+
 struct Shared {
     dialer: Dialer,
     stopping: AtomicBool,
-    /// The live connection's fd, for `send` and for `stop`'s shutdown. Readers use it;
-    /// the client thread takes the write lock only to retire the fd before closing it.
-    conn: RwLock<Option<RawFd>>,
+    /// Set by a [`Client::shutdown`] from inside a callback: no callback may run after it.
+    callbacks_off: AtomicBool,
+    /// The live connection, for `send` and for `stop`'s shutdown. Readers use the fd
+    /// under the read lock; the client thread takes the write lock to publish or retire it,
+    /// so the fd is never closed under a reader.
+    conn: RwLock<Conn>,
     /// Serialises `send` calls so records from two threads never interleave.
     send_lock: Mutex<()>,
     finished: Mutex<bool>,
     finished_cv: Condvar,
-    thread_id: Mutex<Option<ThreadId>>,
+}
+
+thread_local! {
+    /// The client whose thread this is, set before its first callback (join from there
+    /// would wait for itself).
+    static CLIENT_THREAD: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
 }
 
 impl Shared {
+    fn set_conn(&self, conn: Conn) {
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = conn;
+    }
+
     fn shutdown_live(&self) {
-        if let Some(fd) = *self.conn.read().unwrap_or_else(|e| e.into_inner()) {
+        if let Conn::Handshake(fd) | Conn::Up(fd) =
+            *self.conn.read().unwrap_or_else(|e| e.into_inner())
+        {
             // SAFETY: the fd stays open while the read lock is held (see `conn`).
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+    }
+
+    fn callbacks_on(&self) -> bool {
+        !self.callbacks_off.load(Ordering::Acquire)
     }
 }
 
@@ -125,28 +174,41 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// EINVAL for a bad configuration (a record size of 0 or a bad [`DialConfig`]); the
-    /// error of creating the wake fd or the thread.
+    /// EINVAL for a bad configuration (a record size of 0 or above [`MAX_RECORD_SIZE`], or
+    /// a bad [`DialConfig`]); ENOMEM when the record buffer cannot be allocated; the error
+    /// of creating the wake fds or the thread.
     pub fn start(config: ClientConfig, session: impl Session) -> Result<Client, Error> {
-        if config.mode == Mode::Records(0) {
-            return Err(Error::InvalidInput("record size is 0"));
-        }
+        let record = match config.mode {
+            Mode::Records(0) => return Err(Error::InvalidInput("record size is 0")),
+            Mode::Records(n) if n > MAX_RECORD_SIZE => {
+                return Err(Error::InvalidInput("record size is above 64 MiB"));
+            }
+            Mode::Records(n) => {
+                // Allocated here, not on the thread: a failure is an error, never an abort.
+                let mut record = Vec::new();
+                record
+                    .try_reserve_exact(n)
+                    .map_err(|_| Error::from_errno(libc::ENOMEM))?;
+                record.resize(n, 0);
+                record
+            }
+            Mode::Session => Vec::new(),
+        };
         let shared = Arc::new(Shared {
             dialer: Dialer::new(config.dial)?,
             stopping: AtomicBool::new(false),
-            conn: RwLock::new(None),
+            callbacks_off: AtomicBool::new(false),
+            conn: RwLock::new(Conn::Down),
             send_lock: Mutex::new(()),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
-            thread_id: Mutex::new(None),
         });
         let thread = {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("resock-client".into())
-                .spawn(move || run(&shared, config.mode, session))?
+                .spawn(move || run(&shared, config.mode, record, session))?
         };
-        *shared.thread_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread.thread().id());
         Ok(Client {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -157,8 +219,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// ENOTCONN while no connection is up (nothing is buffered for later); otherwise as
-    /// [`write_full`] — EPIPE, ECONNRESET — with the count written.
+    /// ENOTCONN while no connection is up or `on_connect` has not accepted it yet (nothing
+    /// is buffered for later); otherwise as [`write_full`] — EPIPE, ECONNRESET — with the
+    /// count written.
     pub fn send(&self, buf: &[u8]) -> Result<(), Partial> {
         let _serial = self
             .shared
@@ -166,7 +229,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let conn = self.shared.conn.read().unwrap_or_else(|e| e.into_inner());
-        let Some(fd) = *conn else {
+        let Conn::Up(fd) = *conn else {
             return Err(Partial {
                 done: 0,
                 error: Error::from_errno(libc::ENOTCONN),
@@ -202,7 +265,8 @@ impl Client {
         if self.on_client_thread() {
             return Err(Error::from_errno(libc::EDEADLK));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for the clock is no timeout.
+        let deadline = timeout.and_then(wake::deadline_after);
         let mut finished = self
             .shared
             .finished
@@ -237,24 +301,27 @@ impl Client {
         self.shared.dialer.stats()
     }
 
+    /// Stops the client and waits for its thread; from inside one of its callbacks, turns
+    /// every further callback off instead (`on_disconnect` included) and lets the thread
+    /// end on its own once the callback returns. Either way no callback starts after this
+    /// returns: the caller may free what the callbacks use.
+    pub fn shutdown(&self) {
+        self.stop();
+        if self.on_client_thread() {
+            self.shared.callbacks_off.store(true, Ordering::Release);
+        } else {
+            let _ = self.join(None);
+        }
+    }
+
     fn on_client_thread(&self) -> bool {
-        *self
-            .shared
-            .thread_id
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            == Some(thread::current().id())
+        CLIENT_THREAD.with(Cell::get) == Arc::as_ptr(&self.shared)
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.stop();
-        if !self.on_client_thread() {
-            let _ = self.join(None);
-        }
-        // Dropped from inside a callback: the thread holds its own reference to the shared
-        // state and ends by itself once the callback returns.
+        self.shutdown();
     }
 }
 
@@ -276,12 +343,9 @@ impl Drop for FinishGuard<'_> {
     }
 }
 
-fn run(shared: &Shared, mode: Mode, mut session: impl Session) {
+fn run(shared: &Shared, mode: Mode, mut record: Vec<u8>, mut session: impl Session) {
     let _finish = FinishGuard(shared);
-    let mut record = match mode {
-        Mode::Records(size) => vec![0u8; size],
-        Mode::Session => Vec::new(),
-    };
+    CLIENT_THREAD.with(|c| c.set(shared));
     while !shared.stopping.load(Ordering::Acquire) {
         let fd = match shared.dialer.dial() {
             Ok(fd) => fd,
@@ -292,29 +356,10 @@ fn run(shared: &Shared, mode: Mode, mut session: impl Session) {
                 break;
             }
         };
-        *shared.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(fd.as_raw_fd());
-        if shared.stopping.load(Ordering::Acquire) {
-            // A stop between the dial and the line above found no fd to shut down.
-            shared.shutdown_live();
-        }
-        let (class, errno) = if !session.on_connect(fd.as_fd()) {
-            (Class::Ok, 0)
-        } else {
-            match mode {
-                Mode::Records(_) => read_records(shared, &fd, &mut record, &mut session),
-                Mode::Session => {
-                    session.session(fd.as_fd());
-                    (Class::Ok, 0)
-                }
-            }
-        };
+        let (class, errno) = serve(shared, mode, &fd, &mut record, &mut session);
         // Retire the fd: shut it down so a blocked `send` returns, then wait for senders.
         shared.shutdown_live();
-        shared
-            .conn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        shared.set_conn(Conn::Down);
         let lived = shared.dialer.hangup(fd).unwrap_or(Duration::ZERO);
         let (class, errno) = if shared.stopping.load(Ordering::Acquire) {
             (Class::Ok, libc::ECANCELED)
@@ -325,9 +370,43 @@ fn run(shared: &Shared, mode: Mode, mut session: impl Session) {
             s.eofs += u64::from(class == Class::Eof);
             s.resets += u64::from(class == Class::Reset);
         });
-        session.on_disconnect(class, errno, lived);
+        if shared.callbacks_on() {
+            session.on_disconnect(class, errno, lived);
+        }
     }
     shared.dialer.update(|s| s.state = State::Stopped);
+}
+
+/// One connection: the handshake, then records or the session. Returns why it ended.
+fn serve(
+    shared: &Shared,
+    mode: Mode,
+    fd: &OwnedFd,
+    record: &mut [u8],
+    session: &mut impl Session,
+) -> (Class, i32) {
+    shared.set_conn(Conn::Handshake(fd.as_raw_fd()));
+    if shared.stopping.load(Ordering::Acquire) {
+        // A stop between the dial and the line above found no fd to shut down.
+        shared.shutdown_live();
+    }
+    if !(shared.callbacks_on() && session.on_connect(fd.as_fd())) {
+        return (Class::Ok, 0);
+    }
+    // Only now may senders see the connection: nothing overtakes the handshake.
+    shared.set_conn(Conn::Up(fd.as_raw_fd()));
+    if shared.stopping.load(Ordering::Acquire) {
+        shared.shutdown_live();
+    }
+    match mode {
+        Mode::Records(_) => read_records(shared, fd, record, session),
+        Mode::Session => {
+            if shared.callbacks_on() {
+                session.session(fd.as_fd());
+            }
+            (Class::Ok, 0)
+        }
+    }
 }
 
 /// The seed's `while (readn(fd, buf, datalen) == datalen)` loop. Returns why it ended.
@@ -341,7 +420,9 @@ fn read_records(
         match read_full(fd, record, &Opts::default()) {
             Ok(()) => {
                 shared.dialer.update(|s| s.bytes_in += record.len() as u64);
-                session.on_record(record);
+                if shared.callbacks_on() {
+                    session.on_record(record);
+                }
                 if shared.stopping.load(Ordering::Acquire) {
                     return (Class::Ok, libc::ECANCELED);
                 }

@@ -6,7 +6,23 @@
 //! the dead-peer options (TCP_NODELAY, keepalive, TCP_USER_TIMEOUT), and learns from
 //! [`Dialer::hangup`] how long each connection lived, so accept-then-close flapping keeps
 //! backing off. Every wait is a poll on a wake fd: [`Dialer::stop`] from any thread ends a
-//! connect or a backoff at once.
+//! resolve, a connect or a backoff at once.
+//!
+//! # Lifecycle
+//!
+//! | state    | how it is entered                     | what may be called, from which thread   |
+//! |----------|---------------------------------------|-----------------------------------------|
+//! | ready    | [`Dialer::new`]; a dial returned      | `dial` (one thread at a time), `hangup`, `stop`, `reset`, `stats` (any thread) |
+//! | dialing  | `dial` entered (backoff, resolve, connect) | `stop`, `reset`, `stats` from any thread; a second `dial` fails with EBUSY |
+//! | stopped  | `stop` (final)                        | `dial` fails with ECANCELED at once; `hangup` still closes; `stats` |
+//!
+//! A stop is level-triggered (a wake fd that is never drained), so it reaches a dial that
+//! is about to wait as surely as one that already waits. One dialer drives one reconnect
+//! loop: concurrent `dial` calls would share one backoff schedule and one "connected at"
+//! clock, so the second is refused with EBUSY rather than half supported. The dialer's
+//! memory and wake fds live as long as the last reference: the C handle keeps a reference
+//! for every call in flight, so freeing it while another thread is still inside `dial`
+//! (after a stop) is safe.
 //!
 //! # Example
 //!
@@ -175,8 +191,13 @@ struct Schedule {
 /// that may stop or reset it.
 pub struct Dialer {
     config: DialConfig,
-    wake: Wake,
+    /// Signalled once by `stop` and never drained: every present and future wait sees it.
+    stop_wake: Wake,
     stopped: AtomicBool,
+    /// Signalled by `reset`; drained only by the one dialing thread.
+    reset_wake: Wake,
+    /// A dial is in progress (a second one is refused with EBUSY).
+    dialing: AtomicBool,
     schedule: Mutex<Schedule>,
     stats: Mutex<Stats>,
     connect_log: RateLimit,
@@ -204,8 +225,10 @@ impl Dialer {
         config.validate()?;
         let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
         Ok(Dialer {
-            wake: Wake::new()?,
+            stop_wake: Wake::new()?,
             stopped: AtomicBool::new(false),
+            reset_wake: Wake::new()?,
+            dialing: AtomicBool::new(false),
             schedule: Mutex::new(Schedule {
                 backoff: Backoff::new(config.backoff, seed),
                 next_attempt_at: None,
@@ -230,9 +253,20 @@ impl Dialer {
     ///
     /// # Errors
     ///
-    /// ECANCELED once [`Dialer::stop`] was called (also when it interrupts a connect or a
-    /// backoff wait); the last connect error when `max_attempts` attempts failed.
+    /// ECANCELED once [`Dialer::stop`] was called (also when it interrupts a resolve, a
+    /// connect or a backoff wait); EBUSY while another thread is inside `dial` on this
+    /// dialer; the last connect error when `max_attempts` attempts failed.
     pub fn dial(&self) -> Result<OwnedFd, Error> {
+        if self.dialing.swap(true, Ordering::AcqRel) {
+            return Err(Error::from_errno(libc::EBUSY));
+        }
+        let result = self.dial_exclusive();
+        self.dialing.store(false, Ordering::Release);
+        result
+    }
+
+    /// [`Dialer::dial`] once this thread is the only one dialing.
+    fn dial_exclusive(&self) -> Result<OwnedFd, Error> {
         let mut failed_here = 0u32;
         loop {
             if self.stopped.load(Ordering::Acquire) {
@@ -245,9 +279,10 @@ impl Dialer {
                     s.state = State::Backoff;
                     s.backoff_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64;
                 });
-                if wake::wait(None, 0, Some(&self.wake), Some(at))? == Woken::Wake {
+                if wake::wait(None, 0, &self.wakes(), Some(at))? == Woken::Wake {
                     // A stop or a reset: both are re-read at the top of the loop.
-                    self.wake.drain();
+                    crate::test_hooks::pause("dial.woken");
+                    self.reset_wake.drain();
                     continue;
                 }
             }
@@ -258,7 +293,7 @@ impl Dialer {
                 &self.config.host,
                 &self.config.port,
                 self.config.connect_timeout,
-                Some(&self.wake),
+                &self.wakes(),
             );
             match result {
                 Ok(fd) => {
@@ -278,7 +313,8 @@ impl Dialer {
                 }
                 Err(e) if e.errno() == libc::ECANCELED => {
                     // Stopped (returned at the top) or reset (retry at once): not counted.
-                    self.wake.drain();
+                    crate::test_hooks::pause("dial.woken");
+                    self.reset_wake.drain();
                 }
                 Err(e) => {
                     failed_here += 1;
@@ -374,12 +410,12 @@ impl Dialer {
         }
     }
 
-    /// Stops the dialer for good, from any thread: a dial blocked in a connect or a backoff
-    /// returns ECANCELED at once, and every later dial too.
+    /// Stops the dialer for good, from any thread: a dial blocked in a resolve, a connect
+    /// or a backoff returns ECANCELED at once, and every later dial too.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.set_state(State::Stopped);
-        self.wake.signal();
+        self.stop_wake.signal();
     }
 
     /// True once [`Dialer::stop`] was called.
@@ -395,7 +431,12 @@ impl Dialer {
             schedule.backoff.reset();
             schedule.next_attempt_at = None;
         }
-        self.wake.signal();
+        self.reset_wake.signal();
+    }
+
+    /// What every wait of a dial watches: the stop (never drained) and the reset.
+    fn wakes(&self) -> [&Wake; 2] {
+        [&self.stop_wake, &self.reset_wake]
     }
 
     /// A consistent snapshot of the counters.

@@ -3,11 +3,12 @@
 //! Reconnect loops fail often and for long (a server down for an hour), so their messages
 //! go through a rate limit: one line per interval, with the number held back.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How serious a message is. In C: `RESOCK_LEVEL_*`.
+/// How serious a message is. In C: `RESOCK_LOG_LEVEL_*`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -24,19 +25,78 @@ pub type LogSink = Box<dyn Fn(Level, &str) + Send + Sync>;
 
 type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+/// The current sink. A logging thread clones it under this lock, so once [`set_log`] has
+/// swapped it no thread can pick up the old one; the clones left count the calls still in
+/// (or about to enter) the old sink.
+static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+/// Signalled whenever a logging thread drops its clone of a sink.
+static SINK_RELEASED: Condvar = Condvar::new();
+
+thread_local! {
+    /// The sinks this thread is inside right now (a sink may log or call set_log itself).
+    static INSIDE: RefCell<Vec<*const ()>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One call into a sink: holds the only reference the call needs and gives it back, also
+/// on a panic, then passes through the lock set_log waits with before notifying: set_log
+/// either sees the count drop when it checks, or is already waiting for the notify.
+struct Call(Option<Sink>);
+
+impl Call {
+    fn enter(sink: Sink) -> Call {
+        INSIDE.with(|inside| inside.borrow_mut().push(identity(&sink)));
+        Call(Some(sink))
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        INSIDE.with(|inside| inside.borrow_mut().pop());
+        // Outside the lock: if this was the last reference, the sink is destroyed here.
+        self.0 = None;
+        drop(current());
+        SINK_RELEASED.notify_all();
+    }
+}
+
+fn identity(sink: &Sink) -> *const () {
+    Arc::as_ptr(sink).cast()
+}
+
+fn current() -> MutexGuard<'static, Option<Sink>> {
+    SINK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Sends resock's log messages to `sink` (None: silence, the default). The sink runs on
 /// whichever thread logs, with no resock lock held, so it may call back into resock.
+///
+/// When `set_log` returns, no thread is inside the old sink or will enter it: it waits for
+/// calls in flight on other threads. Called from inside the old sink itself it does not
+/// wait for its own call (that would never end), only for the other threads'.
 pub fn set_log(sink: Option<LogSink>) {
     let sink: Option<Sink> = sink.map(Arc::from);
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) = sink;
+    let mut slot = current();
+    let Some(old) = std::mem::replace(&mut *slot, sink) else {
+        return;
+    };
+    let held_here = INSIDE.with(|inside| {
+        let old = identity(&old);
+        inside.borrow().iter().filter(|&&s| s == old).count()
+    });
+    // Our `old` plus this thread's own calls: any other reference is a call in flight.
+    while Arc::strong_count(&old) > 1 + held_here {
+        slot = SINK_RELEASED.wait(slot).unwrap_or_else(|e| e.into_inner());
+    }
 }
 
 /// Formats and delivers a message if a sink is set (nothing is formatted otherwise).
 pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
-    let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(sink) = sink {
+    let Some(sink) = current().clone() else {
+        return;
+    };
+    crate::test_hooks::pause("log.before_call");
+    let call = Call::enter(sink);
+    if let Some(sink) = &call.0 {
         sink(level, &args.to_string());
     }
 }

@@ -20,8 +20,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, SockRef, Socket, TcpKeepalive, Type};
@@ -128,29 +130,30 @@ pub fn resolve(host: Option<&str>, port: &str) -> Result<Vec<SocketAddr>, Error>
 /// The last address's connect error (ECONNREFUSED when nothing listens), ETIMEDOUT when the
 /// time ran out, or a resolve error (see [`resolve`]).
 pub fn connect(host: &str, port: &str, timeout: Option<Duration>) -> Result<OwnedFd, Error> {
-    connect_cancelable(host, port, timeout, None)
+    connect_cancelable(host, port, timeout, &[])
 }
 
-/// [`connect`] that gives up with ECANCELED when `wake` is signalled.
+/// [`connect`] that gives up with ECANCELED as soon as one of `wakes` is signalled, in
+/// the resolve as well as in the connects; `timeout` bounds both.
 pub(crate) fn connect_cancelable(
     host: &str,
     port: &str,
     timeout: Option<Duration>,
-    wake: Option<&Wake>,
+    wakes: &[&Wake],
 ) -> Result<OwnedFd, Error> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(wake::deadline_after);
     if let Some(path) = unix_path(host) {
         let addr = SockAddr::unix(path)?;
-        return connect_one(&addr, Domain::UNIX, deadline, wake);
+        return connect_one(&addr, Domain::UNIX, deadline, wakes);
     }
-    let addrs = resolve(Some(host), port)?;
+    let addrs = resolve_cancelable(host, port, wakes, deadline)?;
     let mut last = Error::from_errno(libc::EHOSTUNREACH);
     for addr in addrs {
         match connect_one(
             &SockAddr::from(addr),
             Domain::for_address(addr),
             deadline,
-            wake,
+            wakes,
         ) {
             Ok(fd) => return Ok(fd),
             // The time is spent, or a stop came: no address after this one may start.
@@ -163,12 +166,79 @@ pub(crate) fn connect_cancelable(
     Err(last)
 }
 
+/// Resolver threads that may be left behind by cancelled resolves at once; past this a
+/// resolve fails with EAGAIN instead of piling up threads on a hung resolver.
+const MAX_RESOLVER_THREADS: usize = 16;
+
+static RESOLVER_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// What a resolver thread hands back: the result, and a wake fd that says it is there.
+type Handoff = (Wake, Mutex<Option<Result<Vec<SocketAddr>, Error>>>);
+
+/// [`resolve`] that a stop or the deadline can interrupt. getaddrinfo cannot be cancelled
+/// (an unresponsive DNS server holds it for seconds), so a name is resolved on a helper
+/// thread. On ECANCELED or ETIMEDOUT the thread is abandoned and finishes on its own;
+/// otherwise it is joined, so no fd of it outlives the call. An IP literal with a numeric
+/// port, or a call nothing can interrupt, needs no thread.
+fn resolve_cancelable(
+    host: &str,
+    port: &str,
+    wakes: &[&Wake],
+    deadline: Option<Instant>,
+) -> Result<Vec<SocketAddr>, Error> {
+    if let (Ok(ip), Ok(port)) = (host.parse::<IpAddr>(), port.parse::<u16>()) {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if wakes.is_empty() && deadline.is_none() {
+        return resolve(Some(host), port);
+    }
+    if RESOLVER_THREADS.fetch_add(1, Ordering::AcqRel) >= MAX_RESOLVER_THREADS {
+        RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+        return Err(Error::from_errno(libc::EAGAIN));
+    }
+    let handoff: Arc<Handoff> = match Wake::new() {
+        Ok(wake) => Arc::new((wake, Mutex::new(None))),
+        Err(e) => {
+            RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into());
+        }
+    };
+    let spawned = {
+        let (handoff, host, port) = (handoff.clone(), host.to_string(), port.to_string());
+        std::thread::Builder::new()
+            .name("resock-resolve".into())
+            .spawn(move || {
+                crate::test_hooks::pause("net.resolve");
+                let result = resolve(Some(&host), &port);
+                *handoff.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                handoff.0.signal();
+                RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+            })
+    };
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => {
+            RESOLVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into());
+        }
+    };
+    match wake::wait(Some(handoff.0.raw()), libc::POLLIN, wakes, deadline)? {
+        Woken::Ready => {}
+        Woken::Wake => return Err(Error::from_errno(libc::ECANCELED)),
+        Woken::Timeout => return Err(Error::TimedOut),
+    }
+    // The result is there: the thread is finishing, and its reference goes with it.
+    let _ = thread.join();
+    let result = handoff.1.lock().unwrap_or_else(|e| e.into_inner()).take();
+    result.unwrap_or(Err(Error::from_errno(libc::EIO)))
+}
+
 /// One nonblocking connect, polled against the deadline and the wake fd, then SO_ERROR.
 fn connect_one(
     addr: &SockAddr,
     domain: Domain,
     deadline: Option<Instant>,
-    wake: Option<&Wake>,
+    wakes: &[&Wake],
 ) -> Result<OwnedFd, Error> {
     let socket = Socket::new(domain, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
@@ -176,7 +246,7 @@ fn connect_one(
         Ok(()) => {}
         // EINTR: the connect goes on asynchronously, exactly as after EINPROGRESS.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {
-            match wake::wait(Some(socket.as_raw_fd()), libc::POLLOUT, wake, deadline)? {
+            match wake::wait(Some(socket.as_raw_fd()), libc::POLLOUT, wakes, deadline)? {
                 Woken::Ready => {
                     if let Some(err) = socket.take_error()? {
                         return Err(err.into());

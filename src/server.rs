@@ -12,6 +12,22 @@
 //! counted, and are logged at a limited rate; every path loops back. EBADF and EINVAL mean
 //! the listener is gone: the loop ends.
 //!
+//! # Lifecycle
+//!
+//! | state    | entered by                         | allowed                                    |
+//! |----------|------------------------------------|--------------------------------------------|
+//! | bound    | [`Server::new`] (listening now)    | `run` or `start` (once), `stop`, `join`, `local_port`, `stats` |
+//! | running  | `run` (this thread) or `start` (a thread of its own) | `stop`, `join`, `stats` from any thread or handler; a second `run`/`start`: EBUSY |
+//! | stopped  | `stop`, from any thread or handler | the loop ends at once, even at the connection cap, and closes the listener; `join` |
+//!
+//! Every state lives under one mutex, and [`Server::stop`] sets it under that mutex before it
+//! wakes anyone, so no waiter can check "not stopped" and then sleep through the stop. The
+//! accept loop also polls a stop fd that is never drained. [`Server::join`] waits for the
+//! loop wherever it runs (`run` on another thread as well as `start`), then up to a grace
+//! period for handlers; when none is left it also reaps the idle pool threads, so after a
+//! join that returned 0 no thread of the server is left. Handlers that outlive a join keep
+//! the server's memory alive until they return.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -27,10 +43,10 @@
 //! # Ok::<(), resock::Error>(())
 //! ```
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -116,11 +132,28 @@ struct Job {
     peer: SockAddr,
 }
 
+/// Where the accept loop is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum AcceptLoop {
+    /// Neither `run` nor `start` was called.
+    #[default]
+    NotStarted,
+    /// Running (or about to) in `run` or on the `start` thread.
+    Running,
+    /// Returned; the listener is closed.
+    Ended,
+}
+
+/// The server's whole state, under one mutex: the lifecycle and the pool.
 #[derive(Default)]
 struct PoolState {
+    stopped: bool,
+    accept_loop: AcceptLoop,
     jobs: VecDeque<Job>,
     idle: usize,
     active: usize,
+    /// Every pool thread not yet joined (finished ones are pruned as new ones start).
+    workers: Vec<JoinHandle<()>>,
     /// The counters; `active` is filled in from the field above when read.
     stats: AcceptStats,
 }
@@ -129,21 +162,27 @@ struct Shared {
     listener: Mutex<Option<OwnedFd>>,
     config: ServerConfig,
     handler: Box<dyn Handler>,
-    wake: Wake,
-    stopped: AtomicBool,
-    running: AtomicBool,
+    /// Signalled once by `stop`, never drained: the accept loop's poll sees it.
+    stop_wake: Wake,
     pool: Mutex<PoolState>,
-    /// Signalled when a job is queued (for idle workers).
+    /// Signalled when a job is queued or the server stops (for idle workers).
     job_ready: Condvar,
-    /// Signalled when a handler finishes (for the cap and for join).
-    handler_done: Condvar,
+    /// Signalled when a handler finishes, the loop ends or the server stops (for the cap
+    /// and for join).
+    changed: Condvar,
     error_log: RateLimit,
+}
+
+thread_local! {
+    /// The server whose handler this thread is running (join from there would wait for
+    /// itself).
+    static HANDLING: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
 }
 
 /// A listening server; see the module docs.
 pub struct Server {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<Result<(), Error>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -175,12 +214,10 @@ impl Server {
                 listener: Mutex::new(Some(listener)),
                 config,
                 handler: Box::new(handler),
-                wake: Wake::new()?,
-                stopped: AtomicBool::new(false),
-                running: AtomicBool::new(false),
+                stop_wake: Wake::new()?,
                 pool: Mutex::new(PoolState::default()),
                 job_ready: Condvar::new(),
-                handler_done: Condvar::new(),
+                changed: Condvar::new(),
                 error_log: RateLimit::new(Duration::from_secs(1)),
             }),
             thread: Mutex::new(None),
@@ -207,9 +244,7 @@ impl Server {
     ///
     /// EBUSY if the loop already runs (or ran); a poll error that cannot be retried.
     pub fn run(&self) -> Result<(), Error> {
-        if self.shared.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::from_errno(libc::EBUSY));
-        }
+        self.claim_the_loop()?;
         accept_loop(&self.shared)
     }
 
@@ -219,51 +254,82 @@ impl Server {
     ///
     /// EBUSY if the loop already runs (or ran); the thread creation error.
     pub fn start(&self) -> Result<(), Error> {
-        if self.shared.running.swap(true, Ordering::AcqRel) {
+        self.claim_the_loop()?;
+        let shared = self.shared.clone();
+        let spawned = thread::Builder::new()
+            .name("resock-accept".into())
+            .spawn(move || {
+                if let Err(e) = accept_loop(&shared) {
+                    log(Level::Error, format_args!("the accept loop ended with {e}"));
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                *lock(&self.thread) = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.shared.pool).accept_loop = AcceptLoop::NotStarted;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn claim_the_loop(&self) -> Result<(), Error> {
+        let mut pool = lock(&self.shared.pool);
+        if pool.accept_loop != AcceptLoop::NotStarted {
             return Err(Error::from_errno(libc::EBUSY));
         }
-        let shared = self.shared.clone();
-        let handle = thread::Builder::new()
-            .name("resock-accept".into())
-            .spawn(move || accept_loop(&shared))?;
-        *lock(&self.thread) = Some(handle);
+        pool.accept_loop = AcceptLoop::Running;
         Ok(())
     }
 
     /// Stops accepting at once, from any thread (a handler too). Running handlers go on;
     /// [`Server::join`] waits for them.
     pub fn stop(&self) {
-        self.shared.stopped.store(true, Ordering::Release);
-        self.shared.wake.signal();
-        // Wake a loop waiting at the connection cap, and idle pool threads so they exit.
-        self.shared.handler_done.notify_all();
-        self.shared.job_ready.notify_all();
+        self.shared.stop();
     }
 
-    /// Waits for the accept loop to end (after [`Server::stop`]) and then up to `grace` for
-    /// running handlers; returns how many are still running. Once the loop ended, the
-    /// listener is closed and the port can be bound again.
-    pub fn join(&self, grace: Duration) -> usize {
-        if let Some(handle) = lock(&self.thread).take() {
-            if let Ok(Err(e)) = handle.join() {
-                log(Level::Error, format_args!("the accept loop ended with {e}"));
-            }
+    /// Waits for the accept loop to end (after [`Server::stop`]; wherever it runs) and then
+    /// up to `grace` (`Duration::MAX`: for ever) for running handlers; returns how many are
+    /// still running. Once the loop ended, the listener is closed and the port can be bound
+    /// again; once no handler runs, the pool's threads are gone too.
+    ///
+    /// # Errors
+    ///
+    /// EDEADLK when called from one of this server's handlers with an unbounded grace (it
+    /// would wait for itself).
+    pub fn join(&self, grace: Duration) -> Result<usize, Error> {
+        let deadline = wake::deadline_after(grace);
+        let in_handler = HANDLING.with(Cell::get) == Arc::as_ptr(&self.shared);
+        if in_handler && deadline.is_none() {
+            return Err(Error::from_errno(libc::EDEADLK));
         }
-        let deadline = Instant::now() + grace;
         let mut pool = lock(&self.shared.pool);
-        while pool.active > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            pool = self
-                .shared
-                .handler_done
-                .wait_timeout(pool, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        // The loop notices a stop at once; a join before any stop waits for one.
+        while pool.accept_loop == AcceptLoop::Running {
+            pool = wait(&self.shared.changed, pool, None);
         }
-        pool.active
+        while pool.active > 0 {
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Ok(pool.active);
+            }
+            pool = wait(&self.shared.changed, pool, deadline);
+        }
+        let workers = if pool.stopped {
+            std::mem::take(&mut pool.workers)
+        } else {
+            Vec::new()
+        };
+        drop(pool);
+        // Idle workers leave at once after a stop; joining them means none outlives this.
+        for worker in workers {
+            let _ = worker.join();
+        }
+        if let Some(handle) = lock(&self.thread).take() {
+            let _ = handle.join();
+        }
+        Ok(0)
     }
 
     /// A consistent snapshot of the counters.
@@ -277,16 +343,49 @@ impl Server {
 }
 
 impl Drop for Server {
-    /// Stops accepting and waits for the accept thread; running handlers finish on their
+    /// Stops accepting and waits for the accept loop; running handlers finish on their
     /// own (they hold their share of the server).
     fn drop(&mut self) {
         self.stop();
-        self.join(Duration::ZERO);
+        let _ = self.join(Duration::ZERO);
+    }
+}
+
+impl Shared {
+    /// Marks the server stopped under the pool lock — the lock every waiter checks the flag
+    /// under, so none can miss it — then wakes the loop's poll, the cap wait and idle
+    /// workers.
+    fn stop(&self) {
+        lock(&self.pool).stopped = true;
+        self.stop_wake.signal();
+        self.changed.notify_all();
+        self.job_ready.notify_all();
+    }
+
+    fn is_stopped(&self) -> bool {
+        lock(&self.pool).stopped
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits on `cv` until notified or `deadline`, ignoring poisoning.
+fn wait<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+) -> MutexGuard<'a, T> {
+    match deadline {
+        None => cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            cv.wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+        }
+    }
 }
 
 /// Errors that concern one connection, or the network, not the listener: retry at once.
@@ -310,8 +409,11 @@ fn is_transient(errno: i32) -> bool {
 
 fn accept_loop(shared: &Arc<Shared>) -> Result<(), Error> {
     let result = accept_until_stopped(shared);
+    crate::test_hooks::pause("server.loop_ending");
     // Close the listener at once: queued connections are reset and the port is free.
     lock(&shared.listener).take();
+    lock(&shared.pool).accept_loop = AcceptLoop::Ended;
+    shared.changed.notify_all();
     result
 }
 
@@ -321,16 +423,17 @@ fn accept_until_stopped(shared: &Arc<Shared>) -> Result<(), Error> {
     };
     let mut backoff = Duration::ZERO;
     let mut in_episode = false;
-    while !shared.stopped.load(Ordering::Acquire) {
+    while !shared.is_stopped() {
         if !wait_for_a_slot(shared) {
             break;
         }
         // In a backoff the listener stays readable (the connection is still queued): wait
         // out the timer on the wake fd alone, then try again.
         let woken = if backoff.is_zero() {
-            wake::wait(Some(listen_fd), libc::POLLIN, Some(&shared.wake), None)?
+            wake::wait(Some(listen_fd), libc::POLLIN, &[&shared.stop_wake], None)?
         } else {
-            wake::wait(None, 0, Some(&shared.wake), Some(Instant::now() + backoff))?
+            let until = wake::deadline_after(backoff);
+            wake::wait(None, 0, &[&shared.stop_wake], until)?
         };
         if woken == Woken::Wake {
             continue;
@@ -391,16 +494,13 @@ fn next_backoff(current: Duration) -> Duration {
 /// Blocks while `max_connections` handlers run. False once stopped.
 fn wait_for_a_slot(shared: &Shared) -> bool {
     let mut pool = lock(&shared.pool);
-    while pool.active >= shared.config.max_connections {
-        if shared.stopped.load(Ordering::Acquire) {
-            return false;
-        }
-        pool = shared
-            .handler_done
-            .wait(pool)
-            .unwrap_or_else(|e| e.into_inner());
+    while pool.active >= shared.config.max_connections && !pool.stopped {
+        // The racy window of a lost stop: after the check, before the wait (the lock makes
+        // it closed; the hook lets a test prove it).
+        crate::test_hooks::pause("server.slot_wait");
+        pool = wait(&shared.changed, pool, None);
     }
-    !shared.stopped.load(Ordering::Acquire)
+    !pool.stopped
 }
 
 /// accept4 with CLOEXEC: the new fd and the peer's address, or the errno.
@@ -438,7 +538,9 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
             .spawn(move || worker(&shared))
     };
     match worker {
-        Ok(_) => {
+        Ok(handle) => {
+            pool.workers.retain(|w| !w.is_finished());
+            pool.workers.push(handle);
             pool.jobs.push_back(job);
             shared.job_ready.notify_one();
             true
@@ -470,20 +572,16 @@ fn worker(shared: &Shared) {
         let job = {
             let mut pool = lock(&shared.pool);
             pool.idle += 1;
-            let deadline = Instant::now() + IDLE_EXIT;
+            let deadline = wake::deadline_after(IDLE_EXIT);
             let job = loop {
                 if let Some(job) = pool.jobs.pop_front() {
                     break Some(job);
                 }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() || shared.stopped.load(Ordering::Acquire) {
+                if pool.stopped || deadline.is_some_and(|d| d <= Instant::now()) {
                     break None;
                 }
-                pool = shared
-                    .job_ready
-                    .wait_timeout(pool, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                crate::test_hooks::pause("server.worker_idle");
+                pool = wait(&shared.job_ready, pool, deadline);
             };
             pool.idle -= 1;
             job
@@ -492,15 +590,16 @@ fn worker(shared: &Shared) {
             return;
         };
         // A panicking handler is contained: unwinding dropped (closed) its fd.
-        if catch_unwind(AssertUnwindSafe(|| shared.handler.handle(fd, peer))).is_err() {
+        HANDLING.with(|h| h.set(shared));
+        let outcome = catch_unwind(AssertUnwindSafe(|| shared.handler.handle(fd, peer)));
+        HANDLING.with(|h| h.set(std::ptr::null()));
+        if outcome.is_err() {
             log(
                 Level::Error,
                 format_args!("a connection handler panicked; its connection was closed"),
             );
         }
-        let mut pool = lock(&shared.pool);
-        pool.active -= 1;
-        drop(pool);
-        shared.handler_done.notify_all();
+        lock(&shared.pool).active -= 1;
+        shared.changed.notify_all();
     }
 }

@@ -1,106 +1,212 @@
-//! Named pause points that make races deterministic in tests (feature `test-hooks`, off by
-//! default and never in the shipped library).
+//! Pause points that make race tests deterministic (the `test-hooks` cargo feature).
 //!
-//! The library calls [`pause`] at a racy point (`"io.before_write"`: after any poll, before
-//! the write syscall). A test thread arms a name for itself with [`arm`], then calls into
-//! the library; when it reaches that point it stops, the test sees [`Gate::wait_arrival`]
-//! return, changes the world (fills the pipe, flips a disposition, lets a deadline pass),
-//! and lets it go with [`Gate::release`]. Arming is per thread, so tests running in
-//! parallel never catch each other's threads. Without the feature [`pause`] is empty.
+//! A race test arms a named point, waits until a resock thread has arrived there, does
+//! the racing call (a stop, a free, a new log sink) and then lets the thread go on. Each
+//! named point in the library is the exact window a lifecycle bug lived in: after a state
+//! check and before the wait that depends on it, inside a resolve, inside a log call.
+//!
+//! Points on hot paths that the threads of parallel tests also pass (the I/O loops'
+//! `"io.next_syscall"` and `"io.before_write"`) are armed for one thread instead, with
+//! [`arm_this_thread`]: only the arming thread stops there, at its chosen arrival.
+//!
+//! Without the feature, [`pause`] is an empty inline function: nothing of this module is in
+//! the library that C programs link. With it, an unarmed point costs one mutex lock.
+//!
+//! ```ignore
+//! let hook = resock::test_hooks::arm("server.slot_wait");
+//! // ... make a resock thread reach the point ...
+//! assert!(hook.wait_arrived(Duration::from_secs(10)));
+//! // ... the racing call ...
+//! hook.release();
+//! ```
 
 #[cfg(feature = "test-hooks")]
-use std::cell::RefCell;
-#[cfg(feature = "test-hooks")]
-use std::sync::{Arc, Condvar, Mutex};
+pub use armed::{Hook, ThreadHook, arm, arm_this_thread};
 
-/// Where the library may stop a thread that armed `name`; nothing without the feature.
+/// Stops the calling thread here while a test holds the point `name` armed (only the first
+/// thread that arrives is stopped; later ones pass).
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub(crate) fn pause(_name: &'static str) {}
 
-/// Where the library may stop a thread that armed `name`.
 #[cfg(feature = "test-hooks")]
-pub(crate) fn pause(name: &'static str) {
-    let gate = ARMED.with(|armed| {
-        let mut armed = armed.borrow_mut();
-        let at = armed.iter().position(|a| a.name == name)?;
-        if armed[at].skip > 0 {
-            armed[at].skip -= 1;
-            return None;
-        }
-        Some(armed.remove(at).gate)
-    });
-    if let Some(gate) = gate {
-        gate.arrive_and_wait();
+pub(crate) use armed::pause;
+
+#[cfg(feature = "test-hooks")]
+mod armed {
+    use std::cell::RefCell;
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Point {
+        /// Armed; no thread has arrived yet.
+        Waiting,
+        /// A thread is stopped at the point.
+        Arrived,
+        /// The test let it go (or the hook was dropped).
+        Released,
     }
-}
 
-#[cfg(feature = "test-hooks")]
-struct Armed {
-    name: &'static str,
-    skip: usize,
-    gate: Arc<Gate>,
-}
+    static POINTS: Mutex<Vec<(&'static str, Point)>> = Mutex::new(Vec::new());
+    static CHANGED: Condvar = Condvar::new();
 
-#[cfg(feature = "test-hooks")]
-thread_local! {
-    static ARMED: RefCell<Vec<Armed>> = const { RefCell::new(Vec::new()) };
-}
+    fn points() -> std::sync::MutexGuard<'static, Vec<(&'static str, Point)>> {
+        POINTS.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
-/// Arms `name` for the calling thread: its `skip + 1`-th arrival at that point stops until
-/// the returned gate is released (earlier arrivals pass). Each arming stops once.
-#[cfg(feature = "test-hooks")]
-pub fn arm(name: &'static str, skip: usize) -> Arc<Gate> {
-    let gate = Arc::new(Gate::default());
-    ARMED.with(|armed| {
-        armed.borrow_mut().push(Armed {
-            name,
-            skip,
-            gate: Arc::clone(&gate),
+    fn state(list: &[(&'static str, Point)], name: &str) -> Option<Point> {
+        list.iter().find(|(n, _)| *n == name).map(|&(_, p)| p)
+    }
+
+    fn set(list: &mut [(&'static str, Point)], name: &str, point: Point) {
+        if let Some(entry) = list.iter_mut().find(|(n, _)| *n == name) {
+            entry.1 = point;
+        }
+    }
+
+    /// An armed pause point; dropping it releases a stopped thread and disarms the point.
+    #[derive(Debug)]
+    pub struct Hook {
+        name: &'static str,
+    }
+
+    /// Arms the pause point `name`: the next thread that reaches it stops there until
+    /// [`Hook::release`].
+    ///
+    /// # Panics
+    ///
+    /// If `name` is armed already (two tests racing for one point would prove nothing).
+    pub fn arm(name: &'static str) -> Hook {
+        let mut list = points();
+        assert!(state(&list, name).is_none(), "{name} is armed twice");
+        list.push((name, Point::Waiting));
+        Hook { name }
+    }
+
+    impl Hook {
+        /// Waits until a thread is stopped at the point; false if none arrived in `limit`.
+        pub fn wait_arrived(&self, limit: Duration) -> bool {
+            let deadline = Instant::now() + limit;
+            let mut list = points();
+            loop {
+                if state(&list, self.name) == Some(Point::Arrived) {
+                    return true;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                list = CHANGED
+                    .wait_timeout(list, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+
+        /// Lets the stopped thread (if any) go on; later arrivals pass.
+        pub fn release(&self) {
+            set(&mut points(), self.name, Point::Released);
+            CHANGED.notify_all();
+        }
+    }
+
+    impl Drop for Hook {
+        fn drop(&mut self) {
+            points().retain(|(n, _)| *n != self.name);
+            CHANGED.notify_all();
+        }
+    }
+
+    /// A pause point armed for one thread by [`arm_this_thread`].
+    #[derive(Debug, Default)]
+    pub struct ThreadHook {
+        /// (arrived, released)
+        state: Mutex<(bool, bool)>,
+        changed: Condvar,
+    }
+
+    impl ThreadHook {
+        fn lock(&self) -> std::sync::MutexGuard<'_, (bool, bool)> {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Waits until the thread is stopped at the point; false if it did not arrive in
+        /// `limit`.
+        pub fn wait_arrived(&self, limit: Duration) -> bool {
+            let deadline = Instant::now() + limit;
+            let mut state = self.lock();
+            while !state.0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                state = self
+                    .changed
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            true
+        }
+
+        /// Lets the thread go on (or pass without stopping if it has not arrived yet).
+        pub fn release(&self) {
+            self.lock().1 = true;
+            self.changed.notify_all();
+        }
+
+        fn arrive_and_wait(&self) {
+            let mut state = self.lock();
+            state.0 = true;
+            self.changed.notify_all();
+            while !state.1 {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    thread_local! {
+        /// This thread's armed points: name, arrivals still to pass, the hook.
+        static MINE: RefCell<Vec<(&'static str, usize, Arc<ThreadHook>)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+
+    /// Arms `name` for the calling thread only: its `skip + 1`-th arrival there stops until
+    /// [`ThreadHook::release`]; other threads, and this one afterwards, pass.
+    pub fn arm_this_thread(name: &'static str, skip: usize) -> Arc<ThreadHook> {
+        let hook = Arc::new(ThreadHook::default());
+        MINE.with(|mine| mine.borrow_mut().push((name, skip, Arc::clone(&hook))));
+        hook
+    }
+
+    /// The hook this thread armed for `name`, if this arrival is the one to stop.
+    fn mine(name: &'static str) -> Option<Arc<ThreadHook>> {
+        MINE.with(|mine| {
+            let mut mine = mine.borrow_mut();
+            let at = mine.iter().position(|(n, _, _)| *n == name)?;
+            if mine[at].1 > 0 {
+                mine[at].1 -= 1;
+                return None;
+            }
+            Some(mine.remove(at).2)
         })
-    });
-    gate
-}
+    }
 
-/// The meeting point of one armed pause: the paused thread and the test.
-#[cfg(feature = "test-hooks")]
-#[derive(Default, Debug)]
-pub struct Gate {
-    /// (arrived, released)
-    state: Mutex<(bool, bool)>,
-    changed: Condvar,
-}
-
-#[cfg(feature = "test-hooks")]
-impl Gate {
-    fn arrive_and_wait(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.0 = true;
-        self.changed.notify_all();
-        while !state.1 {
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+    /// See the module docs.
+    pub(crate) fn pause(name: &'static str) {
+        if let Some(hook) = mine(name) {
+            hook.arrive_and_wait();
+            return;
         }
-    }
-
-    /// Blocks until the armed thread reached the pause point.
-    pub fn wait_arrival(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while !state.0 {
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        let mut list = points();
+        if state(&list, name) != Some(Point::Waiting) {
+            return;
         }
-    }
-
-    /// Whether the armed thread reached the pause point (and still waits there, unless
-    /// released).
-    pub fn arrived(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
-    }
-
-    /// Lets the paused thread go on (or lets it pass without stopping if it has not
-    /// arrived yet).
-    pub fn release(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.1 = true;
-        self.changed.notify_all();
+        set(&mut list, name, Point::Arrived);
+        CHANGED.notify_all();
+        while state(&list, name) == Some(Point::Arrived) {
+            list = CHANGED.wait(list).unwrap_or_else(|e| e.into_inner());
+        }
     }
 }

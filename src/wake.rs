@@ -1,8 +1,13 @@
-//! A wake fd: how `stop` and `reset` reach a thread blocked in poll (in a connect or a
-//! backoff wait) at once, instead of after a sleep runs out.
+//! A wake fd: how `stop` and `reset` reach a thread blocked in poll (in a connect, a
+//! resolve or a backoff wait) at once, instead of after a sleep runs out.
+//!
+//! A stop is level-triggered: its wake fd is signalled once and never drained, so every
+//! waiter, present and future, sees it and no wake-up can be lost between a waiter's flag
+//! check and its poll. Only a wake that one thread owns (the dialer's reset) is drained.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// An eventfd that other threads signal; waiters poll it beside the fd they wait on.
 #[derive(Debug)]
@@ -24,6 +29,7 @@ impl Wake {
     }
 
     /// Wakes every current and future waiter until [`Wake::drain`]: callable from any thread.
+    /// An eventfd counter cannot overflow here: EAGAIN at its maximum means "already set".
     pub(crate) fn signal(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) is already awake.
@@ -53,42 +59,58 @@ pub(crate) enum Woken {
     Timeout,
 }
 
-/// Polls `fd` for `events` (if given) and `wake` (if given) together until one is ready or `deadline`
-/// passes (None = no deadline). EINTR is retried with the remaining time.
+/// The instant `d` from now; None (no deadline) when that is past what `Instant` can hold,
+/// so a "wait for ever" of `Duration::MAX` never panics.
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// The poll(2) timeout for `deadline`: -1 for none, else the milliseconds left, rounded up
+/// so poll never returns early and spins; None once the deadline has passed.
+pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Option<i32> {
+    let Some(d) = deadline else {
+        return Some(-1);
+    };
+    let left = d
+        .checked_duration_since(Instant::now())
+        .filter(|l| !l.is_zero())?;
+    Some(
+        (left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128)
+            as i32,
+    )
+}
+
+/// The most wake fds one [`wait`] watches (a stop and a reset).
+const MAX_WAKES: usize = 2;
+
+/// Polls `fd` for `events` (if given) and every fd of `wakes` together until one is ready
+/// or `deadline` passes (None = no deadline). EINTR is retried with the remaining time.
 pub(crate) fn wait(
     fd: Option<RawFd>,
     events: i16,
-    wake: Option<&Wake>,
-    deadline: Option<std::time::Instant>,
+    wakes: &[&Wake],
+    deadline: Option<Instant>,
 ) -> io::Result<Woken> {
+    assert!(wakes.len() <= MAX_WAKES, "more wake fds than wait watches");
+    let mut fds = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; MAX_WAKES + 1];
+    for (slot, wake) in fds.iter_mut().zip(wakes) {
+        slot.fd = wake.raw();
+    }
+    fds[MAX_WAKES] = libc::pollfd {
+        fd: fd.unwrap_or(-1),
+        events,
+        revents: 0,
+    };
     loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let now = std::time::Instant::now();
-                if now >= d {
-                    return Ok(Woken::Timeout);
-                }
-                let left = d - now;
-                // Round up so poll never returns early and spins.
-                (left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0))
-                    .min(i32::MAX as u128) as i32
-            }
+        let Some(timeout_ms) = poll_timeout(deadline) else {
+            return Ok(Woken::Timeout);
         };
-        let mut fds = [
-            libc::pollfd {
-                fd: wake.map_or(-1, Wake::raw),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: fd.unwrap_or(-1),
-                events,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds; poll ignores an entry with a negative fd.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        // SAFETY: valid pollfds; poll ignores an entry with a negative fd.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
@@ -96,10 +118,10 @@ pub(crate) fn wait(
             }
             return Err(e);
         }
-        if fds[0].revents != 0 {
+        if fds[..MAX_WAKES].iter().any(|p| p.revents != 0) {
             return Ok(Woken::Wake);
         }
-        if fds[1].revents != 0 {
+        if fds[MAX_WAKES].revents != 0 {
             return Ok(Woken::Ready);
         }
     }

@@ -214,7 +214,7 @@ fn a_hundred_server_restarts_lose_and_tear_nothing() {
             ledger.count() >= round * 20
         });
         server.stop();
-        server.join(Duration::from_secs(5));
+        server.join(Duration::from_secs(5)).unwrap();
     }
     client.stop();
     client.join(Some(Duration::from_secs(10))).unwrap();
@@ -245,7 +245,7 @@ fn an_rst_storm_resets_every_connection_and_loses_no_record() {
     client.stop();
     client.join(Some(Duration::from_secs(10))).unwrap();
     server.stop();
-    server.join(Duration::from_secs(5));
+    server.join(Duration::from_secs(5)).unwrap();
     let connections = ledger.check();
     let ends = ledger.ends.lock().unwrap();
     let resets = ends.iter().filter(|(c, _)| *c == Class::Reset).count();
@@ -506,7 +506,7 @@ fn a_vanished_peer_is_detected_by_keepalive_and_the_client_comes_back() {
             }
             server.stop();
             assert_eq!(
-                server.join(Duration::from_secs(10)),
+                server.join(Duration::from_secs(10)).unwrap(),
                 0,
                 "handlers still running"
             );

@@ -1287,10 +1287,10 @@ fn the_header_does_not_promise_readline_is_safe_for_two_threads_on_one_fd() {
     assert!(doc.contains("one thread at a time"), "{doc}");
 }
 
-#[cfg(feature = "test-hooks")]
+/// Races made deterministic with resock::test_hooks (on in every test build).
 mod hooked {
     use super::*;
-    use resock::test_hooks::arm;
+    use resock::test_hooks::arm_this_thread;
 
     #[test]
     fn a_pipe_write_that_lost_its_room_still_meets_the_deadline() {
@@ -1298,13 +1298,13 @@ mod hooked {
         assert_eq!(unsafe { libc::fcntl(w, libc::F_SETPIPE_SZ, 4096) }, 4096);
         let (gate_tx, gate_rx) = std::sync::mpsc::channel();
         let writer = thread::spawn(move || {
-            gate_tx.send(arm("io.before_write", 0)).unwrap();
+            gate_tx.send(arm_this_thread("io.before_write", 0)).unwrap();
             let start = Instant::now();
             let res = writen_opts(w, &[1u8; 100], &opts(200, 0));
             (res, start.elapsed())
         });
         let gate = gate_rx.recv().unwrap();
-        gate.wait_arrival();
+        assert!(gate.wait_arrived(Duration::from_secs(10)));
         // Another writer takes all the room between the writer's readiness and its write.
         let filler = std::fs::OpenOptions::new()
             .write(true)
@@ -1338,12 +1338,12 @@ mod hooked {
         let (gate_tx, gate_rx) = std::sync::mpsc::channel();
         let reader = thread::spawn(move || {
             // Stop before the second syscall of the call.
-            gate_tx.send(arm("io.next_syscall", 1)).unwrap();
+            gate_tx.send(arm_this_thread("io.next_syscall", 1)).unwrap();
             let mut buf = [0u8; 20];
             readn_opts(fd, &mut buf, &opts(100, 0))
         });
         let gate = gate_rx.recv().unwrap();
-        gate.wait_arrival();
+        assert!(gate.wait_arrived(Duration::from_secs(10)));
         thread::sleep(Duration::from_millis(150));
         a.write_all(&[2u8; 10]).unwrap();
         gate.release();

@@ -71,7 +71,7 @@ fn stop_while_blocked_in_accept_is_prompt_and_frees_the_port() {
     thread::sleep(ms(100));
     let start = Instant::now();
     server.stop();
-    assert_eq!(server.join(Duration::from_secs(5)), 0);
+    assert_eq!(server.join(Duration::from_secs(5)).unwrap(), 0);
     assert!(start.elapsed() < ms(1000), "{:?}", start.elapsed());
     // The listener is closed: the port binds again at once.
     TcpListener::bind(("127.0.0.1", port)).expect("rebind after stop");
@@ -135,7 +135,7 @@ fn the_connection_cap_is_backpressure_and_stats_are_honest() {
     }
     wait_for("every handler", || handled.load(Ordering::SeqCst) == 5);
     server.stop();
-    assert_eq!(server.join(Duration::from_secs(5)), 0);
+    assert_eq!(server.join(Duration::from_secs(5)).unwrap(), 0);
     let s = server.stats();
     assert_eq!(
         (s.accepted, s.active, s.peak, s.rejected),
@@ -185,7 +185,7 @@ fn a_client_that_resets_before_accept_does_not_stop_the_loop() {
         "the loop went on past the reset connection"
     );
     server.stop();
-    server.join(Duration::from_secs(5));
+    server.join(Duration::from_secs(5)).unwrap();
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn a_panicking_handler_is_contained_and_its_fd_closed() {
     let second = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert_eq!(read_reply(&second), b"ok");
     server.stop();
-    assert_eq!(server.join(Duration::from_secs(5)), 0);
+    assert_eq!(server.join(Duration::from_secs(5)).unwrap(), 0);
     assert_eq!(server.stats().active, 0);
 }
 
@@ -228,9 +228,9 @@ fn join_reports_handlers_still_running_after_the_grace() {
     let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     wait_for("the handler", || server.stats().active == 1);
     server.stop();
-    assert_eq!(server.join(ms(100)), 1);
+    assert_eq!(server.join(ms(100)).unwrap(), 1);
     gate.open();
-    assert_eq!(server.join(Duration::from_secs(5)), 0);
+    assert_eq!(server.join(Duration::from_secs(5)).unwrap(), 0);
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn emfile_child() {
     drop(hoard);
     wait_for("the queued clients", || server.stats().accepted == 5);
     server.stop();
-    server.join(Duration::from_secs(5));
+    server.join(Duration::from_secs(5)).unwrap();
     let s = server.stats();
     println!(
         "stats emfile={} accepted={} errors={}",
@@ -408,7 +408,7 @@ fn nproc_child() {
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).unwrap();
     server.stop();
-    server.join(Duration::from_secs(5));
+    server.join(Duration::from_secs(5)).unwrap();
     let s = server.stats();
     println!(
         "stats spawn_failures={} rejected={} accepted={} active={}",

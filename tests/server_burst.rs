@@ -125,7 +125,7 @@ fn burst(backlog: i32) -> Burst {
     }
     result.overflows = before.zip(listen_overflows()).map(|(a, b)| b - a);
     server.stop();
-    assert_eq!(server.join(Duration::from_secs(10)), 0);
+    assert_eq!(server.join(Duration::from_secs(10)).unwrap(), 0);
     // Every reply came from an accepted connection.
     assert!(server.stats().accepted as usize >= result.replies);
     result

@@ -26,7 +26,6 @@ const SCENARIOS: &[&str] = &[
     "pipe_blocked_before_not_left_pending",
     "pipe_ignored",
     "pipe_process_directed_pending_stays_and_ours_is_consumed",
-    #[cfg(feature = "test-hooks")]
     "pipe_disposition_flipped_to_dfl_mid_call",
 ];
 
@@ -174,7 +173,6 @@ fn child_scenario() {
                 libc::WEXITSTATUS(status)
             );
         }
-        #[cfg(feature = "test-hooks")]
         "pipe_disposition_flipped_to_dfl_mid_call" => {
             // libcurl without CURLOPT_NOSIGNAL swaps SIG_IGN in and out around transfers:
             // the disposition may be SIG_DFL by the time the write happens.
@@ -184,12 +182,12 @@ fn child_scenario() {
             let (gate_tx, gate_rx) = std::sync::mpsc::channel();
             let writer = thread::spawn(move || {
                 gate_tx
-                    .send(resock::test_hooks::arm("io.before_write", 0))
+                    .send(resock::test_hooks::arm_this_thread("io.before_write", 0))
                     .unwrap();
                 writen(w, b"x")
             });
             let gate = gate_rx.recv().unwrap();
-            gate.wait_arrival();
+            assert!(gate.wait_arrived(Duration::from_secs(10)));
             set_disposition(libc::SIG_DFL);
             gate.release();
             assert_eq!(writer.join().unwrap(), (-1, libc::EPIPE));

@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use super::dial::{default_dial_config, dial_config_from_c, resock_dial_config};
+use super::handle::{borrow, new_handle, release};
 use super::{boundary, int_result, optional_ms, ptr_result, read_sized, report_errno};
 use crate::client::{Client, ClientConfig, Mode, Session};
 use crate::dial::Stats;
@@ -38,8 +39,29 @@ pub struct resock_client_config {
     pub user: *mut c_void,
 }
 
+/// The largest record_size resock_client_start accepts (64 MiB): the record buffer is
+/// allocated whole when the client starts.
+pub const RESOCK_CLIENT_MAX_RECORD_SIZE: usize = 64 << 20;
+
+// A literal above, so cbindgen can print it; the core's limit is the one enforced.
+const _: () = assert!(RESOCK_CLIENT_MAX_RECORD_SIZE == crate::client::MAX_RECORD_SIZE);
+
 /// A running client: opaque; create with resock_client_start, free with
 /// resock_client_free.
+///
+/// Lifecycle. RUNNING after resock_client_start: the client thread dials, runs on_connect,
+/// then the records loop or the session, reports on_disconnect and dials again.
+/// resock_client_send, resock_client_stop and resock_client_stats may be called from any
+/// thread and from the callbacks; resock_client_join from any other thread (EDEADLK from a
+/// callback). A connection is open to resock_client_send only after on_connect accepted it
+/// (before that: ENOTCONN). STOPPED after resock_client_stop, or when max_attempts ran out:
+/// the thread leaves a resolve, connect, backoff, handshake or blocked read at once, calls
+/// on_disconnect a last time (RESOCK_CLASS_OK, errno ECANCELED) and ends. JOINED once
+/// resock_client_join returned 0: no callback runs any more. resock_client_free stops the
+/// client and waits for its thread; called from inside a callback it cannot wait, so it
+/// turns every further callback off (on_disconnect included) and the thread ends on its
+/// own. Either way no callback starts after resock_client_free returns, so `user` may be
+/// freed then. No call may start on the client after resock_client_free.
 pub struct resock_client {
     inner: Client,
 }
@@ -110,10 +132,11 @@ pub unsafe extern "C" fn resock_client_config_init(cfg: *mut resock_client_confi
 
 /// Starts a client thread that dials (with the dialer's backoff), runs the records loop or
 /// the session, and reconnects whenever the connection ends, until stopped. Callbacks run
-/// on that thread with no resock lock held; they may call resock_client_send and
-/// resock_client_stop. Returns NULL with errno EINVAL for a bad configuration (the dial
-/// rules, plus: record_size > 0 without on_record, record_size 0 without session), or the
-/// error of creating the thread.
+/// on that thread with no resock lock held; they may call resock_client_send,
+/// resock_client_stop and resock_client_free. Returns NULL with errno EINVAL for a bad
+/// configuration (the dial rules, plus: record_size > 0 without on_record, record_size
+/// above RESOCK_CLIENT_MAX_RECORD_SIZE, record_size 0 without session), ENOMEM when the
+/// record buffer cannot be allocated, or the error of creating the thread.
 ///
 /// # Safety
 /// `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay valid until
@@ -138,15 +161,16 @@ pub unsafe extern "C" fn resock_client_start(
                 (_, false, _) => return Err(Error::InvalidInput("record mode needs on_record")),
             };
             let client = Client::start(ClientConfig { dial, mode }, CallbackSession(c))?;
-            Ok(Box::into_raw(Box::new(resock_client { inner: client })))
+            Ok(new_handle(resock_client { inner: client }))
         })())
     })
 }
 
 /// Writes all `n` bytes to the live connection (serialised with other senders, never
-/// raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up
-/// (nothing is buffered for later), EPIPE/ECONNRESET when it died meanwhile, EINVAL for a
-/// NULL client or buffer.
+/// raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up or
+/// on_connect has not accepted it yet (nothing is buffered for later; on_connect itself
+/// writes its handshake to its `fd`), EPIPE/ECONNRESET when it died meanwhile, EINVAL for
+/// a NULL client or buffer.
 ///
 /// # Safety
 /// `c` is NULL or a live client; `buf` points to `n` readable bytes.
@@ -158,8 +182,9 @@ pub unsafe extern "C" fn resock_client_send(
 ) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(c) = (unsafe { c.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL client")));
+        let c = match unsafe { borrow(c, "NULL client") } {
+            Ok(c) => c,
+            Err(e) => return int_result(Err(e)),
         };
         if buf.is_null() && n > 0 || n > isize::MAX as usize {
             return int_result(Err(Error::InvalidInput("bad buffer")));
@@ -182,9 +207,9 @@ pub unsafe extern "C" fn resock_client_send(
 /// `c` is NULL or a live client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_client_stop(c: *mut resock_client) {
-    // SAFETY: NULL or live by contract.
     boundary(|| {
-        if let Some(c) = unsafe { c.as_ref() } {
+        // SAFETY: NULL or live by contract.
+        if let Ok(c) = unsafe { borrow(c, "NULL client") } {
             c.inner.stop();
         }
     })
@@ -200,13 +225,13 @@ pub unsafe extern "C" fn resock_client_stop(c: *mut resock_client) {
 pub unsafe extern "C" fn resock_client_join(c: *mut resock_client, timeout_ms: c_int) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(c) = (unsafe { c.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL client")));
-        };
+        let c = unsafe { borrow(c, "NULL client") };
         int_result(
-            optional_ms(timeout_ms, "timeout_ms is below -1")
-                .and_then(|t| c.inner.join(t))
-                .map(|()| 0),
+            c.and_then(|c| {
+                c.inner
+                    .join(optional_ms(timeout_ms, "timeout_ms is below -1")?)
+            })
+            .map(|()| 0),
         )
     })
 }
@@ -220,26 +245,29 @@ pub unsafe extern "C" fn resock_client_join(c: *mut resock_client, timeout_ms: c
 pub unsafe extern "C" fn resock_client_stats(c: *const resock_client, out: *mut Stats) {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        match unsafe { c.as_ref() } {
+        match unsafe { borrow(c, "NULL client") } {
             // SAFETY: non-NULL out is writable by contract.
-            Some(c) if !out.is_null() => unsafe { out.write(c.inner.stats()) },
+            Ok(c) if !out.is_null() => unsafe { out.write(c.inner.stats()) },
             _ => report_errno(libc::EINVAL),
         }
     })
 }
 
-/// Stops the client, waits for its thread (unless called from one of its callbacks: then
-/// the thread finishes on its own after the callback returns) and frees it. NULL is
-/// ignored.
+/// Stops the client, waits for its thread and frees it. Called from one of its own
+/// callbacks it cannot wait: every further callback is turned off (on_disconnect too) and
+/// the thread ends on its own after the callback returns. Either way no callback starts
+/// after this returns. NULL is ignored.
 ///
 /// # Safety
-/// `c` is NULL or a live client that no other thread uses any more; it is invalid after.
+/// `c` is NULL or a live client; no call may start on it after this one.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_client_free(c: *mut resock_client) {
     boundary(|| {
-        if !c.is_null() {
-            // SAFETY: created by Box::into_raw in resock_client_start, freed once.
-            drop(unsafe { Box::from_raw(c) });
+        // SAFETY: the caller's reference, released once.
+        if let Some(c) = unsafe { release(c) } {
+            // Here, not in the last reference's drop: a call still in flight elsewhere
+            // must not delay the promise that no callback follows this free.
+            c.inner.shutdown();
         }
     })
 }

@@ -4,6 +4,7 @@ use std::ffi::{c_char, c_int, c_uint};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
+use super::handle::{borrow, new_handle, release};
 use super::{boundary, int_result, ptr_result, read_sized, report_errno, str_arg};
 use crate::backoff::BackoffConfig;
 use crate::dial::{DialConfig, Dialer, Stats};
@@ -50,6 +51,16 @@ pub struct resock_dial_config {
 }
 
 /// A dialer: opaque; create with resock_dialer_new, free with resock_dialer_free.
+///
+/// Lifecycle. READY after resock_dialer_new: one thread at a time may be inside
+/// resock_dial (a second concurrent resock_dial fails with EBUSY); resock_hangup,
+/// resock_dialer_reset, resock_dialer_stop and resock_dialer_stats may be called from any
+/// thread at any time. STOPPED after resock_dialer_stop (final): a resock_dial in a
+/// resolve, connect or backoff returns -1/ECANCELED at once, and every later one at once;
+/// resock_hangup still closes. resock_dialer_free stops the dialer and gives up the
+/// caller's reference: a resock_dial still running on another thread keeps the dialer
+/// alive until it returns -1/ECANCELED, so free may be called while it is inside. No call
+/// may start on the dialer after resock_dialer_free.
 pub struct resock_dialer {
     inner: Dialer,
 }
@@ -177,18 +188,19 @@ pub unsafe extern "C" fn resock_dialer_new(cfg: *const resock_dial_config) -> *m
             }
             // SAFETY: non-NULL; forwarded contract.
             let config = unsafe { dial_config_from_c(cfg) }?;
-            Ok(Box::into_raw(Box::new(resock_dialer {
+            Ok(new_handle(resock_dialer {
                 inner: Dialer::new(config)?,
-            })))
+            }))
         })())
     })
 }
 
 /// Waits out the backoff, then connects, until a connection is made: returns a connected
 /// fd that the caller owns (give it back with resock_hangup), or -1 with errno: ECANCELED
-/// once resock_dialer_stop was called (it also interrupts a connect or a backoff wait);
-/// the last connect errno (ECONNREFUSED, ETIMEDOUT, ...) when max_attempts attempts
-/// failed; EINVAL for a NULL dialer.
+/// once resock_dialer_stop was called (it also interrupts a resolve, a connect or a backoff
+/// wait); EBUSY while another thread is inside resock_dial on the same dialer; the last
+/// connect errno (ECONNREFUSED, ETIMEDOUT, ...) when max_attempts attempts failed; EINVAL
+/// for a NULL dialer.
 ///
 /// The seed's client becomes:
 /// `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
@@ -200,10 +212,8 @@ pub unsafe extern "C" fn resock_dialer_new(cfg: *const resock_dial_config) -> *m
 pub unsafe extern "C" fn resock_dial(d: *mut resock_dialer) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(d) = (unsafe { d.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL dialer")));
-        };
-        int_result(d.inner.dial().map(IntoRawFd::into_raw_fd))
+        let d = unsafe { borrow(d, "NULL dialer") };
+        int_result(d.and_then(|d| d.inner.dial()).map(IntoRawFd::into_raw_fd))
     })
 }
 
@@ -219,8 +229,9 @@ pub unsafe extern "C" fn resock_dial(d: *mut resock_dialer) -> c_int {
 pub unsafe extern "C" fn resock_hangup(d: *mut resock_dialer, fd: c_int) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(d) = (unsafe { d.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL dialer")));
+        let d = match unsafe { borrow(d, "NULL dialer") } {
+            Ok(d) => d,
+            Err(e) => return int_result(Err(e)),
         };
         if fd < 0 {
             return int_result(Err(Error::from_errno(libc::EBADF)));
@@ -239,9 +250,9 @@ pub unsafe extern "C" fn resock_hangup(d: *mut resock_dialer, fd: c_int) -> c_in
 /// `d` is NULL or a live dialer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_dialer_stop(d: *mut resock_dialer) {
-    // SAFETY: NULL or live by contract.
     boundary(|| {
-        if let Some(d) = unsafe { d.as_ref() } {
+        // SAFETY: NULL or live by contract.
+        if let Ok(d) = unsafe { borrow(d, "NULL dialer") } {
             d.inner.stop();
         }
     })
@@ -254,9 +265,9 @@ pub unsafe extern "C" fn resock_dialer_stop(d: *mut resock_dialer) {
 /// `d` is NULL or a live dialer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_dialer_reset(d: *mut resock_dialer) {
-    // SAFETY: NULL or live by contract.
     boundary(|| {
-        if let Some(d) = unsafe { d.as_ref() } {
+        // SAFETY: NULL or live by contract.
+        if let Ok(d) = unsafe { borrow(d, "NULL dialer") } {
             d.inner.reset();
         }
     })
@@ -271,24 +282,26 @@ pub unsafe extern "C" fn resock_dialer_reset(d: *mut resock_dialer) {
 pub unsafe extern "C" fn resock_dialer_stats(d: *const resock_dialer, out: *mut Stats) {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        match unsafe { d.as_ref() } {
+        match unsafe { borrow(d, "NULL dialer") } {
             // SAFETY: non-NULL out is writable by contract.
-            Some(d) if !out.is_null() => unsafe { out.write(d.inner.stats()) },
+            Ok(d) if !out.is_null() => unsafe { out.write(d.inner.stats()) },
             _ => report_errno(libc::EINVAL),
         }
     })
 }
 
-/// Frees a dialer (stop it first if another thread may be dialing). NULL is ignored.
+/// Stops the dialer (as resock_dialer_stop) and frees it. A resock_dial still running on
+/// another thread returns -1/ECANCELED and the memory goes when it has returned; fds it
+/// handed out stay the caller's. NULL is ignored.
 ///
 /// # Safety
-/// `d` is NULL or a live dialer that no other thread uses any more; it is invalid after.
+/// `d` is NULL or a live dialer; no call may start on it after this one.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_dialer_free(d: *mut resock_dialer) {
     boundary(|| {
-        if !d.is_null() {
-            // SAFETY: created by Box::into_raw in resock_dialer_new, freed once.
-            drop(unsafe { Box::from_raw(d) });
+        // SAFETY: the caller's reference, released once.
+        if let Some(d) = unsafe { release(d) } {
+            d.inner.stop();
         }
     })
 }

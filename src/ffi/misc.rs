@@ -83,8 +83,13 @@ impl CLogSink {
 /// valid only during the call. `f` runs on whichever thread logs, with no resock lock
 /// held, and must be thread-safe.
 ///
+/// Lifecycle of the sink: when resock_set_log returns, no thread is inside the previous
+/// callback or will enter it — it waits for calls in flight on other threads — so the
+/// previous `user` may be freed at once. A callback may itself call resock_set_log (it
+/// does not wait for its own call) and may call any other resock function.
+///
 /// # Safety
-/// `f` (if not NULL) and `user` stay valid until the next resock_set_log call.
+/// `f` (if not NULL) and `user` stay valid until the next resock_set_log call returns.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_set_log(
     f: Option<unsafe extern "C" fn(level: c_int, msg: *const c_char, user: *mut c_void)>,

@@ -20,6 +20,7 @@
 
 mod client;
 mod dial;
+mod handle;
 mod io;
 mod misc;
 mod net;

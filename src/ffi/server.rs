@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use socket2::SockAddr;
 
-use super::{boundary, int_result, ptr_result, read_sized, report_errno, str_arg};
+use super::handle::{borrow, new_handle, release};
+use super::{boundary, int_result, optional_ms, ptr_result, read_sized, report_errno, str_arg};
 use crate::error::Error;
 use crate::server::{AcceptStats, Handler, Server, ServerConfig};
 
@@ -53,6 +54,21 @@ pub struct resock_server_config {
 }
 
 /// A server: opaque; create with resock_server_new, free with resock_server_free.
+///
+/// Lifecycle. BOUND after resock_server_new (listening; connections queue in the kernel):
+/// resock_server_run or resock_server_start, once (again: EBUSY). RUNNING: the accept
+/// loop runs on the thread that called resock_server_run, or on its own thread after
+/// resock_server_start; resock_server_stop, resock_server_join, resock_server_stats and
+/// resock_server_port may be called from any thread and from handlers. STOPPED after
+/// resock_server_stop (any thread, a handler too): the loop ends at once, even while it
+/// waits at max_connections, and closes the listener (resock_server_run returns 0);
+/// running handlers go on. resock_server_join waits for the loop wherever it runs, then up
+/// to a grace period for handlers; when it returns 0 no handler runs and no thread of the
+/// server is left. resock_server_free stops the server, waits for the accept loop (also one
+/// in resock_server_run on another thread) and gives up the caller's reference; handlers
+/// still running keep the server alive and must find `user` valid until they return (call
+/// resock_server_join(s, -1) first to be sure). No call may start on the server after
+/// resock_server_free.
 pub struct resock_server {
     inner: Server,
 }
@@ -146,9 +162,9 @@ pub unsafe extern "C" fn resock_server_new(cfg: *const resock_server_config) -> 
                 closes_fd: c.handler_closes_fd != 0,
                 user: c.user,
             };
-            Ok(Box::into_raw(Box::new(resock_server {
+            Ok(new_handle(resock_server {
                 inner: Server::new(config, handler)?,
-            })))
+            }))
         })())
     })
 }
@@ -162,10 +178,8 @@ pub unsafe extern "C" fn resock_server_new(cfg: *const resock_server_config) -> 
 pub unsafe extern "C" fn resock_server_port(s: *const resock_server) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(s) = (unsafe { s.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL server")));
-        };
-        int_result(s.inner.local_port().map(c_int::from))
+        let s = unsafe { borrow(s, "NULL server") };
+        int_result(s.and_then(|s| s.inner.local_port()).map(c_int::from))
     })
 }
 
@@ -179,10 +193,8 @@ pub unsafe extern "C" fn resock_server_port(s: *const resock_server) -> c_int {
 pub unsafe extern "C" fn resock_server_run(s: *mut resock_server) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(s) = (unsafe { s.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL server")));
-        };
-        int_result(s.inner.run().map(|()| 0))
+        let s = unsafe { borrow(s, "NULL server") };
+        int_result(s.and_then(|s| s.inner.run()).map(|()| 0))
     })
 }
 
@@ -194,10 +206,8 @@ pub unsafe extern "C" fn resock_server_run(s: *mut resock_server) -> c_int {
 pub unsafe extern "C" fn resock_server_start(s: *mut resock_server) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(s) = (unsafe { s.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL server")));
-        };
-        int_result(s.inner.start().map(|()| 0))
+        let s = unsafe { borrow(s, "NULL server") };
+        int_result(s.and_then(|s| s.inner.start()).map(|()| 0))
     })
 }
 
@@ -208,17 +218,19 @@ pub unsafe extern "C" fn resock_server_start(s: *mut resock_server) -> c_int {
 /// `s` is NULL or a live server.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_server_stop(s: *mut resock_server) {
-    // SAFETY: NULL or live by contract.
     boundary(|| {
-        if let Some(s) = unsafe { s.as_ref() } {
+        // SAFETY: NULL or live by contract.
+        if let Ok(s) = unsafe { borrow(s, "NULL server") } {
             s.inner.stop();
         }
     })
 }
 
-/// Waits for the accept loop to end (after resock_server_stop), then up to `grace_ms`
-/// (-1: as long as it takes) for the running handlers. Returns how many handlers are still
-/// running (0: all done), or -1 with errno EINVAL.
+/// Waits for the accept loop to end (after resock_server_stop; wherever the loop runs), then
+/// up to `grace_ms` (-1: as long as it takes) for the running handlers. Returns how many
+/// handlers are still running (0: all done, and the pool's threads are gone), or -1 with
+/// errno: EINVAL (NULL, grace_ms below -1), EDEADLK (grace_ms -1 from one of this server's
+/// handlers: it would wait for itself).
 ///
 /// # Safety
 /// `s` is NULL or a live server.
@@ -226,16 +238,12 @@ pub unsafe extern "C" fn resock_server_stop(s: *mut resock_server) {
 pub unsafe extern "C" fn resock_server_join(s: *mut resock_server, grace_ms: c_int) -> c_int {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        let Some(s) = (unsafe { s.as_ref() }) else {
-            return int_result(Err(Error::InvalidInput("NULL server")));
-        };
-        let grace = match grace_ms {
-            -1 => Duration::MAX,
-            ms if ms >= 0 => Duration::from_millis(ms as u64),
-            _ => return int_result(Err(Error::InvalidInput("grace_ms is below -1"))),
-        };
-        let running = s.inner.join(grace);
-        c_int::try_from(running).unwrap_or(c_int::MAX)
+        let s = unsafe { borrow(s, "NULL server") };
+        let grace = optional_ms(grace_ms, "grace_ms is below -1");
+        int_result(s.and_then(|s| {
+            let running = s.inner.join(grace?.unwrap_or(Duration::MAX))?;
+            Ok(c_int::try_from(running).unwrap_or(c_int::MAX))
+        }))
     })
 }
 
@@ -248,25 +256,29 @@ pub unsafe extern "C" fn resock_server_join(s: *mut resock_server, grace_ms: c_i
 pub unsafe extern "C" fn resock_server_stats(s: *const resock_server, out: *mut AcceptStats) {
     boundary(|| {
         // SAFETY: NULL or live by contract.
-        match unsafe { s.as_ref() } {
+        match unsafe { borrow(s, "NULL server") } {
             // SAFETY: non-NULL out is writable by contract.
-            Some(s) if !out.is_null() => unsafe { out.write(s.inner.stats()) },
+            Ok(s) if !out.is_null() => unsafe { out.write(s.inner.stats()) },
             _ => report_errno(libc::EINVAL),
         }
     })
 }
 
-/// Stops the server, waits for its accept loop, and frees it. Handlers still running
-/// finish on their own (their `user` must stay valid until they return). NULL is ignored.
+/// Stops the server, waits for its accept loop to end (also a resock_server_run on another
+/// thread, which then returns 0), and frees it. Handlers still running finish on their own
+/// and keep the server's memory alive until they return; their `user` must stay valid
+/// until then. Callable from a handler. NULL is ignored.
 ///
 /// # Safety
-/// `s` is NULL or a live server that no other thread uses any more; it is invalid after.
+/// `s` is NULL or a live server; no call may start on it after this one.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn resock_server_free(s: *mut resock_server) {
     boundary(|| {
-        if !s.is_null() {
-            // SAFETY: created by Box::into_raw in resock_server_new, freed once.
-            drop(unsafe { Box::from_raw(s) });
+        // SAFETY: the caller's reference, released once.
+        if let Some(s) = unsafe { release(s) } {
+            s.inner.stop();
+            // A zero grace: wait for the accept loop only, never for handlers.
+            let _ = s.inner.join(Duration::ZERO);
         }
     })
 }

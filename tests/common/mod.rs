@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+pub mod handles;
+
 // Referencing the crate links the rlib, which carries the exported C symbols.
 use resock as _;
 

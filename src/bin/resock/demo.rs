@@ -277,7 +277,7 @@ fn play(records: u32, burst: u32) -> Result<bool, Error> {
         "Server restart: the port goes dark for 300 ms, then comes back",
     );
     server.stop();
-    server.join(Duration::from_secs(5));
+    let _ = server.join(Duration::from_secs(5));
     let before = dialer.stats();
     let restart = {
         let script = script.clone();
@@ -317,7 +317,7 @@ fn play(records: u32, burst: u32) -> Result<bool, Error> {
     ));
     client.intact += burst_ok;
     server.stop();
-    server.join(Duration::from_secs(5));
+    let _ = server.join(Duration::from_secs(5));
 
     let stats = dialer.stats();
     let sent = script.sent.load(Ordering::Relaxed);
