@@ -55,9 +55,20 @@
 /**
  * The ABI generation of this library. It changes whenever an existing function, struct or
  * constant changes incompatibly; compare it with `resock_abi_version()` at run time to
- * catch a header and a library from different generations.
+ * catch a header and a library from different generations. 2: resock_server_config and
+ * resock_accept_stats grew (per-request mode, idle, per-peer and at-cap defences).
  */
-#define RESOCK_ABI_VERSION 1
+#define RESOCK_ABI_VERSION 2
+
+/**
+ * What request_handler returns to have resock close the connection.
+ */
+#define RESOCK_REQUEST_CLOSE 0
+
+/**
+ * What request_handler returns to park the connection until it is readable again.
+ */
+#define RESOCK_REQUEST_KEEP 1
 
 /**
  * Where a dialer or client is. In C: `RESOCK_STATE_*`.
@@ -158,6 +169,22 @@ typedef enum resock_log_level {
    */
   RESOCK_LOG_LEVEL_INFO = 2,
 } resock_log_level;
+
+/**
+ * What the server does when `max_connections` connections are held. In C:
+ * `RESOCK_AT_CAP_*`.
+ */
+typedef enum resock_at_cap {
+  /**
+   * Keep accepting: close the connection parked idle longest to make room (per-request
+   * mode), or else the newcomer at once, so no client waits unanswered.
+   */
+  RESOCK_AT_CAP_SHED = 0,
+  /**
+   * Stop accepting until a connection ends; new clients wait in the kernel's queue.
+   */
+  RESOCK_AT_CAP_WAIT = 1,
+} resock_at_cap;
 
 /**
  * A running client: opaque; create with resock_client_start, free with
@@ -449,7 +476,8 @@ typedef struct resock_server_config {
    */
   int nodelay;
   /**
-   * Serves one connection on a pool thread (the seed's thread per connection).
+   * Serves one connection on a pool thread (the seed's thread per connection); NULL
+   * when request_handler is set.
    */
   void (*handler)(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user);
   /**
@@ -461,6 +489,44 @@ typedef struct resock_server_config {
    * Passed to every handler call.
    */
   void *user;
+  /**
+   * TCP_DEFER_ACCEPT in seconds (0: off): a connection reaches a handler only once the
+   * client sent data, so clients that connect and say nothing cost no thread. Only for
+   * protocols where the client speaks first.
+   */
+  int defer_accept_s;
+  /**
+   * SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read of a client silent
+   * that long fails with -1/EAGAIN, so a silent or slowloris client frees its thread.
+   * With request_handler, also how long a connection may stay parked (then it is closed
+   * and counted in idle_closed).
+   */
+  int idle_timeout_ms;
+  /**
+   * The most connections held from one IP address (0: no limit); more are closed at
+   * once and counted in per_peer_rejected.
+   */
+  unsigned int max_per_peer;
+  /**
+   * What happens at max_connections: RESOCK_AT_CAP_SHED (the default) keeps accepting
+   * and closes the connection parked idle longest, or else the newcomer, so no client
+   * waits unanswered; RESOCK_AT_CAP_WAIT stops accepting until a connection ends (new
+   * clients wait in the kernel's queue).
+   */
+  int at_cap;
+  /**
+   * Non-NULL selects the per-request mode (then `handler` must be NULL): idle
+   * connections wait in epoll, one thread for all of them, and this runs on one of
+   * pool_threads threads each time a connection is readable. It serves what is there
+   * (the fd is blocking: reads wait for the rest of a request, up to idle_timeout_ms)
+   * and returns RESOCK_REQUEST_KEEP to park the connection again, or
+   * RESOCK_REQUEST_CLOSE to have resock close it. It must not close `fd`.
+   */
+  int (*request_handler)(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user);
+  /**
+   * Per-request mode: the threads that run request_handler (64).
+   */
+  unsigned int pool_threads;
 } resock_server_config;
 
 /**
@@ -495,6 +561,23 @@ typedef struct resock_accept_stats {
    * Handler threads that could not be created (EAGAIN: RLIMIT_NPROC or memory).
    */
   uint64_t spawn_failures;
+  /**
+   * Connections closed for `idle_timeout`: parked idle that long (per-request mode).
+   */
+  uint64_t idle_closed;
+  /**
+   * Connections closed at once because their peer address had `max_per_peer` already.
+   */
+  uint64_t per_peer_rejected;
+  /**
+   * Connections closed at `max_connections` by the shed policy: the longest-idle parked
+   * one to make room, or the newcomer when none is parked.
+   */
+  uint64_t shed;
+  /**
+   * Connections parked now, idle in epoll between requests (per-request mode).
+   */
+  uint64_t parked;
 } resock_accept_stats;
 
 #ifdef __cplusplus
@@ -964,7 +1047,9 @@ void resock_server_config_init(struct resock_server_config *cfg);
 /**
  * Binds and listens now — so EADDRINUSE surfaces here and port "0" is known — but
  * accepts nothing until resock_server_run or resock_server_start. Returns NULL with errno:
- * EINVAL (NULL cfg, port or handler, max_connections 0, struct_size too small), E2BIG,
+ * EINVAL (NULL cfg or port, not exactly one of handler and request_handler,
+ * max_connections or pool_threads 0, a negative time, an unknown at_cap, struct_size too
+ * small), E2BIG, ENOPROTOOPT (defer_accept_s on a "unix:" server),
  * EADDRINUSE, EACCES.
  *
  * # Safety

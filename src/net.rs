@@ -358,3 +358,30 @@ pub fn set_keepalive(fd: impl AsFd, keepalive: Option<Keepalive>) -> io::Result<
 pub fn set_user_timeout(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()> {
     SockRef::from(&fd).set_tcp_user_timeout(timeout)
 }
+
+/// Sets TCP_DEFER_ACCEPT on a listener: a connection reaches accept only once the client
+/// sent data (or, after about `wait` rounded up to whole seconds of SYN-ACK retries, the
+/// kernel gives up on it). For protocols where the client speaks first: a client that
+/// connects and says nothing never occupies a handler.
+///
+/// # Errors
+///
+/// The setsockopt error (ENOPROTOOPT on AF_UNIX).
+pub fn set_defer_accept(fd: impl AsFd, wait: Duration) -> io::Result<()> {
+    let secs = libc::c_int::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        .unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,9 +1,24 @@
 //! The Server: the seed's `accept` + `pthread_create` loop, made to survive the real world.
 //!
-//! Each connection gets its own thread, as in the seed, but threads are reused from a pool
-//! so short connections do not pay a thread creation each, and at most `max_connections`
-//! handlers run at once: at the cap the loop stops accepting until one finishes (the kernel
-//! queues the rest in the listen backlog) instead of spawning without bound.
+//! Two ways to serve:
+//!
+//! - **A thread per connection** ([`Server::new`] with a [`Handler`]), as in the seed: the
+//!   handler owns the connection until it returns. Threads are reused from a pool so short
+//!   connections do not pay a thread creation each, and at most `max_connections` handlers
+//!   run at once.
+//! - **A thread per request** ([`Server::new_per_request`] with a [`RequestHandler`]), for
+//!   keep-alive protocols: idle connections wait in epoll — one thread for all of them, a
+//!   few hundred bytes each — and a pool of `pool_threads` threads runs the handler only
+//!   when a connection is readable. The handler serves what is there and says whether to
+//!   keep the connection (it is parked again) or close it.
+//!
+//! Defences against idle and hostile clients, in both modes: `defer_accept`
+//! (TCP_DEFER_ACCEPT: a client that connects and says nothing never reaches accept),
+//! `idle_timeout` (SO_RCVTIMEO on accepted sockets, so a handler's read of a silent client
+//! returns EAGAIN; a parked connection idle that long is closed), `max_per_peer`
+//! connections from one IP address, and a policy at `max_connections` ([`AtCap`]): shed —
+//! close the connection parked idle longest, or the newcomer — rather than leave clients
+//! hanging in the kernel's queue with no answer; or wait, as before.
 //!
 //! Accept errors are handled the way libuv's and nginx's histories taught: EINTR,
 //! ECONNABORTED, EPROTO and Linux's pending network errors are retried at once; EMFILE,
@@ -18,7 +33,7 @@
 //! |----------|------------------------------------|--------------------------------------------|
 //! | bound    | [`Server::new`] (listening now)    | `run` or `start` (once), `stop`, `join`, `local_port`, `stats` |
 //! | running  | `run` (this thread) or `start` (a thread of its own) | `stop`, `join`, `stats` from any thread or handler; a second `run`/`start`: EBUSY |
-//! | stopped  | `stop`, from any thread or handler | the loop ends at once, even at the connection cap, and closes the listener; `join` |
+//! | stopped  | `stop`, from any thread or handler | the loop ends at once, even at the connection cap, and closes the listener and every parked connection; `join` |
 //!
 //! Every state lives under one mutex, and [`Server::stop`] sets it under that mutex before it
 //! wakes anyone, so no waiter can check "not stopped" and then sleep through the stop. The
@@ -43,9 +58,12 @@
 //! # Ok::<(), resock::Error>(())
 //! ```
 
+mod requests;
+
 use std::cell::Cell;
-use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -76,6 +94,28 @@ pub struct AcceptStats {
     pub accept_errors: u64,
     /// Handler threads that could not be created (EAGAIN: RLIMIT_NPROC or memory).
     pub spawn_failures: u64,
+    /// Connections closed for `idle_timeout`: parked idle that long (per-request mode).
+    pub idle_closed: u64,
+    /// Connections closed at once because their peer address had `max_per_peer` already.
+    pub per_peer_rejected: u64,
+    /// Connections closed at `max_connections` by the shed policy: the longest-idle parked
+    /// one to make room, or the newcomer when none is parked.
+    pub shed: u64,
+    /// Connections parked now, idle in epoll between requests (per-request mode).
+    pub parked: u64,
+}
+
+/// What the server does when `max_connections` connections are held. In C:
+/// `RESOCK_AT_CAP_*`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AtCap {
+    /// Keep accepting: close the connection parked idle longest to make room (per-request
+    /// mode), or else the newcomer at once, so no client waits unanswered.
+    #[default]
+    Shed = 0,
+    /// Stop accepting until a connection ends; new clients wait in the kernel's queue.
+    Wait = 1,
 }
 
 /// A server's configuration.
@@ -88,14 +128,29 @@ pub struct ServerConfig {
     pub port: String,
     /// The listen backlog; `<= 0` asks for the kernel's maximum (net.core.somaxconn).
     pub backlog: i32,
-    /// The most handlers running at once (> 0); at the cap, accepting waits.
+    /// The most connections held at once (> 0): handlers running, plus connections
+    /// parked in per-request mode. What happens at the cap: `at_cap`.
     pub max_connections: usize,
     /// TCP_NODELAY on accepted sockets.
     pub nodelay: bool,
+    /// TCP_DEFER_ACCEPT (rounded up to whole seconds): a connection reaches accept only
+    /// once its first bytes arrived, for protocols where the client speaks first.
+    pub defer_accept: Option<Duration>,
+    /// SO_RCVTIMEO on accepted sockets: a handler's read of a client silent that long
+    /// fails with EAGAIN. In per-request mode also how long a connection may stay parked.
+    pub idle_timeout: Option<Duration>,
+    /// The most connections held from one IP address (0: no limit); more are closed at
+    /// once and counted.
+    pub max_per_peer: usize,
+    /// What to do at `max_connections`.
+    pub at_cap: AtCap,
+    /// Per-request mode: the threads that run handlers (> 0).
+    pub pool_threads: usize,
 }
 
 impl ServerConfig {
-    /// DESIGN §7's defaults: the kernel's maximum backlog, 1024 handlers, TCP_NODELAY.
+    /// The defaults: the kernel's maximum backlog, 1024 connections, TCP_NODELAY, shed at
+    /// the cap, 64 request threads, no idle timeout, no deferred accept, no per-peer cap.
     pub fn new(host: Option<&str>, port: &str) -> Self {
         ServerConfig {
             host: host.map(str::to_string),
@@ -103,6 +158,11 @@ impl ServerConfig {
             backlog: 0,
             max_connections: 1024,
             nodelay: true,
+            defer_accept: None,
+            idle_timeout: None,
+            max_per_peer: 0,
+            at_cap: AtCap::Shed,
+            pool_threads: 64,
         }
     }
 }
@@ -120,6 +180,26 @@ impl<F: Fn(OwnedFd, SockAddr) + Send + Sync + 'static> Handler for F {
     }
 }
 
+/// What a per-request server does when a connection is readable. It runs on a pool thread
+/// with the connection borrowed: serve what is there, then say whether to keep it.
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Serves the request(s) waiting on `fd`; true keeps the connection (it is parked until
+    /// it is readable again), false closes it.
+    fn serve(&self, fd: BorrowedFd<'_>, peer: &SockAddr) -> bool;
+}
+
+impl<F: Fn(BorrowedFd<'_>, &SockAddr) -> bool + Send + Sync + 'static> RequestHandler for F {
+    fn serve(&self, fd: BorrowedFd<'_>, peer: &SockAddr) -> bool {
+        self(fd, peer)
+    }
+}
+
+/// The application's side of a server: one of the two modes.
+enum Serve {
+    Connections(Box<dyn Handler>),
+    Requests(Box<dyn RequestHandler>),
+}
+
 /// Accept backoff bounds for resource exhaustion (Go's net/http uses the same).
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -130,6 +210,16 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 struct Job {
     fd: OwnedFd,
     peer: SockAddr,
+}
+
+/// A connection parked in epoll between requests.
+struct Parked {
+    fd: OwnedFd,
+    peer: SockAddr,
+    /// Tells this connection's epoll events from those of an earlier one on the same fd
+    /// number.
+    generation: u32,
+    since: Instant,
 }
 
 /// Where the accept loop is.
@@ -144,24 +234,92 @@ enum AcceptLoop {
     Ended,
 }
 
-/// The server's whole state, under one mutex: the lifecycle and the pool.
+/// The server's whole state, under one mutex: the lifecycle, the pool and the parked
+/// connections.
 #[derive(Default)]
 struct PoolState {
     stopped: bool,
     accept_loop: AcceptLoop,
     jobs: VecDeque<Job>,
     idle: usize,
+    /// Jobs queued or running.
     active: usize,
+    /// Pool threads alive.
+    threads: usize,
     /// Every pool thread not yet joined (finished ones are pruned as new ones start).
     workers: Vec<JoinHandle<()>>,
-    /// The counters; `active` is filled in from the field above when read.
+    /// Live connections per peer address (for `max_per_peer`).
+    peers: HashMap<IpAddr, usize>,
+    /// Per-request mode: connections idle in epoll, by fd, and in the order they parked.
+    parked: HashMap<RawFd, Parked>,
+    parked_order: BTreeSet<(Instant, RawFd)>,
+    /// Per-request mode: present while the parking loop runs (a handler that keeps its
+    /// connection may park it only then; the loop closes every parked one as it ends).
+    parking: Option<requests::Parking>,
+    /// Per-request mode, wait policy: the loop stopped accepting at the cap.
+    accept_paused: bool,
+    next_generation: u32,
+    /// The counters; `active` and `parked` are filled in when read.
     stats: AcceptStats,
+}
+
+impl PoolState {
+    /// Connections held: jobs queued or running, and parked ones.
+    fn held(&self) -> usize {
+        self.active + self.parked.len()
+    }
+
+    /// Counts a new connection from `peer`; false (nothing counted) if it would be over
+    /// `max_per_peer`.
+    fn admit_peer(&mut self, peer: &SockAddr, max_per_peer: usize) -> bool {
+        let Some(ip) = peer.as_socket().map(|a| a.ip()) else {
+            return true;
+        };
+        let count = self.peers.entry(ip).or_insert(0);
+        if max_per_peer > 0 && *count >= max_per_peer {
+            if *count == 0 {
+                self.peers.remove(&ip);
+            }
+            self.stats.per_peer_rejected += 1;
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// A connection from `peer` is gone.
+    fn release_peer(&mut self, peer: &SockAddr) {
+        if let Some(ip) = peer.as_socket().map(|a| a.ip()) {
+            self.release_ip(ip);
+        }
+    }
+
+    fn release_ip(&mut self, ip: IpAddr) {
+        if let Some(count) = self.peers.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.peers.remove(&ip);
+            }
+        }
+    }
+
+    fn park(&mut self, conn: Parked) {
+        self.parked_order.insert((conn.since, conn.fd.as_raw_fd()));
+        self.parked.insert(conn.fd.as_raw_fd(), conn);
+    }
+
+    /// Takes a parked connection out (to serve or to close it).
+    fn unpark(&mut self, fd: RawFd) -> Option<Parked> {
+        let conn = self.parked.remove(&fd)?;
+        self.parked_order.remove(&(conn.since, fd));
+        Some(conn)
+    }
 }
 
 struct Shared {
     listener: Mutex<Option<OwnedFd>>,
     config: ServerConfig,
-    handler: Box<dyn Handler>,
+    serve: Serve,
     /// Signalled once by `stop`, never drained: the accept loop's poll sees it.
     stop_wake: Wake,
     pool: Mutex<PoolState>,
@@ -195,25 +353,54 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds and listens now (so EADDRINUSE surfaces here, and port "0" is known), but
-    /// accepts nothing until [`Server::run`] or [`Server::start`].
+    /// A thread-per-connection server: binds and listens now (so EADDRINUSE surfaces
+    /// here, and port "0" is known), but accepts nothing until [`Server::run`] or
+    /// [`Server::start`]. Each connection is handed to `handler` on a pool thread.
     ///
     /// # Errors
     ///
-    /// EINVAL for `max_connections` 0; the bind/listen errors (EADDRINUSE, EACCES).
+    /// EINVAL for `max_connections` or `pool_threads` 0; the bind/listen errors
+    /// (EADDRINUSE, EACCES).
     pub fn new(config: ServerConfig, handler: impl Handler) -> Result<Server, Error> {
+        Server::bind(config, Serve::Connections(Box::new(handler)))
+    }
+
+    /// A thread-per-request server (see the module docs): like [`Server::new`], but idle
+    /// connections wait in epoll and `handler` runs on one of `pool_threads` threads each
+    /// time a connection is readable.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::new`].
+    pub fn new_per_request(
+        config: ServerConfig,
+        handler: impl RequestHandler,
+    ) -> Result<Server, Error> {
+        Server::bind(config, Serve::Requests(Box::new(handler)))
+    }
+
+    fn bind(config: ServerConfig, serve: Serve) -> Result<Server, Error> {
         if config.max_connections == 0 {
             return Err(Error::InvalidInput("max_connections is 0"));
+        }
+        if config.pool_threads == 0 {
+            return Err(Error::InvalidInput("pool_threads is 0"));
+        }
+        if config.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidInput("idle_timeout is 0"));
         }
         let listener = net::listen(config.host.as_deref(), &config.port, config.backlog)?;
         // Nonblocking: after poll says readable, accept must never block the loop (the
         // client may have reset in between).
         socket2::SockRef::from(&listener).set_nonblocking(true)?;
+        if let Some(defer) = config.defer_accept {
+            net::set_defer_accept(listener.as_fd(), defer)?;
+        }
         Ok(Server {
             shared: Arc::new(Shared {
                 listener: Mutex::new(Some(listener)),
                 config,
-                handler: Box::new(handler),
+                serve,
                 stop_wake: Wake::new()?,
                 pool: Mutex::new(PoolState::default()),
                 job_ready: Condvar::new(),
@@ -337,6 +524,7 @@ impl Server {
         let pool = lock(&self.shared.pool);
         AcceptStats {
             active: pool.active as u64,
+            parked: pool.parked.len() as u64,
             ..pool.stats
         }
     }
@@ -408,7 +596,10 @@ fn is_transient(errno: i32) -> bool {
 }
 
 fn accept_loop(shared: &Arc<Shared>) -> Result<(), Error> {
-    let result = accept_until_stopped(shared);
+    let result = match shared.serve {
+        Serve::Connections(_) => accept_until_stopped(shared),
+        Serve::Requests(_) => requests::park_until_stopped(shared),
+    };
     crate::test_hooks::pause("server.loop_ending");
     // Close the listener at once: queued connections are reset and the port is free.
     lock(&shared.listener).take();
@@ -417,6 +608,45 @@ fn accept_loop(shared: &Arc<Shared>) -> Result<(), Error> {
     result
 }
 
+/// What became of a connection just accepted.
+enum Admission {
+    /// Take it in (counted against its peer's limit, options set).
+    Admitted,
+    /// Closed at once: over `max_per_peer`, or shed at the cap (counted).
+    Refused,
+}
+
+/// Takes a new connection in, under the state lock: the per-peer limit, then the cap
+/// (shedding the longest-parked connection, or the newcomer), then its socket options.
+fn admit(shared: &Shared, pool: &mut PoolState, fd: &OwnedFd, peer: &SockAddr) -> Admission {
+    if !pool.admit_peer(peer, shared.config.max_per_peer) {
+        return Admission::Refused;
+    }
+    if pool.held() >= shared.config.max_connections {
+        // Only the shed policy gets here: the wait policy accepts only below the cap.
+        let oldest = pool.parked_order.first().map(|&(_, fd)| fd);
+        match oldest.and_then(|fd| pool.unpark(fd)) {
+            Some(idlest) => {
+                pool.release_peer(&idlest.peer);
+                pool.stats.shed += 1;
+            }
+            None => {
+                pool.release_peer(peer);
+                pool.stats.shed += 1;
+                return Admission::Refused;
+            }
+        }
+    }
+    if shared.config.nodelay && (peer.is_ipv4() || peer.is_ipv6()) {
+        let _ = net::set_nodelay(fd.as_fd(), true);
+    }
+    if let Some(idle) = shared.config.idle_timeout {
+        let _ = socket2::SockRef::from(fd).set_read_timeout(Some(idle));
+    }
+    Admission::Admitted
+}
+
+/// The thread-per-connection accept loop.
 fn accept_until_stopped(shared: &Arc<Shared>) -> Result<(), Error> {
     let Some(listen_fd) = lock(&shared.listener).as_ref().map(AsRawFd::as_raw_fd) else {
         return Ok(());
@@ -424,7 +654,7 @@ fn accept_until_stopped(shared: &Arc<Shared>) -> Result<(), Error> {
     let mut backoff = Duration::ZERO;
     let mut in_episode = false;
     while !shared.is_stopped() {
-        if !wait_for_a_slot(shared) {
+        if shared.config.at_cap == AtCap::Wait && !wait_for_a_slot(shared) {
             break;
         }
         // In a backoff the listener stays readable (the connection is still queued): wait
@@ -442,59 +672,83 @@ fn accept_until_stopped(shared: &Arc<Shared>) -> Result<(), Error> {
             Ok((fd, peer)) => {
                 backoff = Duration::ZERO;
                 in_episode = false;
-                if shared.config.nodelay && (peer.is_ipv4() || peer.is_ipv6()) {
-                    let _ = net::set_nodelay(fd.as_fd(), true);
-                }
-                if !dispatch(shared, Job { fd, peer }) {
+                let admitted = matches!(
+                    admit(shared, &mut lock(&shared.pool), &fd, &peer),
+                    Admission::Admitted
+                );
+                if admitted && !dispatch(shared, Job { fd, peer }) {
                     backoff = next_backoff(backoff);
                 }
             }
-            Err(errno) if is_transient(errno) => {
-                if !matches!(errno, libc::EINTR | libc::EAGAIN) {
-                    lock(&shared.pool).stats.accept_errors += 1;
-                }
-            }
-            Err(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
-                if !in_episode {
-                    in_episode = true;
-                    lock(&shared.pool).stats.emfile += 1;
-                }
-                backoff = next_backoff(backoff);
-                if let Some(held) = shared.error_log.allow() {
-                    log(
-                        Level::Warn,
-                        format_args!(
-                            "accept: out of fds or memory ({}); retrying in {} ms ({held} similar held back)",
-                            std::io::Error::from_raw_os_error(errno),
-                            backoff.as_millis()
-                        ),
-                    );
-                }
-            }
-            Err(libc::EBADF | libc::EINVAL | libc::ENOTSOCK) => break,
-            Err(errno) => {
-                lock(&shared.pool).stats.accept_errors += 1;
-                backoff = next_backoff(backoff);
-                if shared.error_log.allow().is_some() {
-                    log(
-                        Level::Warn,
-                        format_args!("accept: {}", std::io::Error::from_raw_os_error(errno)),
-                    );
-                }
-            }
+            Err(errno) => match on_accept_error(shared, errno, &mut in_episode) {
+                AcceptError::Retry => {}
+                AcceptError::BackOff => backoff = next_backoff(backoff),
+                AcceptError::ListenerGone => break,
+            },
         }
     }
     Ok(())
+}
+
+/// What the accept loops do after a failed accept.
+enum AcceptError {
+    /// A problem of one connection or of the network: accept again at once.
+    Retry,
+    /// Out of fds or memory, or unknown: back off (the connection stays queued, so a busy
+    /// loop would burn a core).
+    BackOff,
+    /// EBADF, EINVAL, ENOTSOCK: the listener is gone; the loop ends.
+    ListenerGone,
+}
+
+/// Counts and logs a failed accept and says what to do next.
+fn on_accept_error(shared: &Shared, errno: i32, in_episode: &mut bool) -> AcceptError {
+    match errno {
+        errno if is_transient(errno) => {
+            if !matches!(errno, libc::EINTR | libc::EAGAIN) {
+                lock(&shared.pool).stats.accept_errors += 1;
+            }
+            AcceptError::Retry
+        }
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+            if !*in_episode {
+                *in_episode = true;
+                lock(&shared.pool).stats.emfile += 1;
+            }
+            if let Some(held) = shared.error_log.allow() {
+                log(
+                    Level::Warn,
+                    format_args!(
+                        "accept: out of fds or memory ({}); backing off ({held} similar held back)",
+                        std::io::Error::from_raw_os_error(errno)
+                    ),
+                );
+            }
+            AcceptError::BackOff
+        }
+        libc::EBADF | libc::EINVAL | libc::ENOTSOCK => AcceptError::ListenerGone,
+        errno => {
+            lock(&shared.pool).stats.accept_errors += 1;
+            if shared.error_log.allow().is_some() {
+                log(
+                    Level::Warn,
+                    format_args!("accept: {}", std::io::Error::from_raw_os_error(errno)),
+                );
+            }
+            AcceptError::BackOff
+        }
+    }
 }
 
 fn next_backoff(current: Duration) -> Duration {
     (current * 2).clamp(BACKOFF_MIN, BACKOFF_MAX)
 }
 
-/// Blocks while `max_connections` handlers run. False once stopped.
+/// Blocks while `max_connections` connections are held (the wait policy). False once
+/// stopped.
 fn wait_for_a_slot(shared: &Shared) -> bool {
     let mut pool = lock(&shared.pool);
-    while pool.active >= shared.config.max_connections && !pool.stopped {
+    while pool.held() >= shared.config.max_connections && !pool.stopped {
         // The racy window of a lost stop: after the check, before the wait (the lock makes
         // it closed; the hook lets a test prove it).
         crate::test_hooks::pause("server.slot_wait");
@@ -519,14 +773,19 @@ fn accept(listen_fd: RawFd) -> Result<(OwnedFd, SockAddr), i32> {
     .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// Hands a connection to an idle pool thread, or a new one. False (the connection closed,
-/// counted) when no thread could be started.
+/// Hands a connection (or, per request, a readable one) to an idle pool thread, or a new
+/// one — in per-request mode only up to `pool_threads`, after which jobs wait in the
+/// queue. False (the connection closed, counted) when no thread could be started.
 fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
     let mut pool = lock(&shared.pool);
     pool.active += 1;
-    pool.stats.accepted += 1;
+    pool.stats.accepted += u64::from(matches!(shared.serve, Serve::Connections(_)));
     pool.stats.peak = pool.stats.peak.max(pool.active as u64);
-    if pool.idle > pool.jobs.len() {
+    let thread_cap = match shared.serve {
+        Serve::Connections(_) => usize::MAX,
+        Serve::Requests(_) => shared.config.pool_threads,
+    };
+    if pool.idle > pool.jobs.len() || pool.threads >= thread_cap {
         pool.jobs.push_back(job);
         shared.job_ready.notify_one();
         return true;
@@ -539,6 +798,7 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
     };
     match worker {
         Ok(handle) => {
+            pool.threads += 1;
             pool.workers.retain(|w| !w.is_finished());
             pool.workers.push(handle);
             pool.jobs.push_back(job);
@@ -547,9 +807,10 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
         }
         Err(e) => {
             pool.active -= 1;
-            pool.stats.accepted -= 1;
+            pool.stats.accepted -= u64::from(matches!(shared.serve, Serve::Connections(_)));
             pool.stats.rejected += 1;
             pool.stats.spawn_failures += 1;
+            pool.release_peer(&job.peer);
             drop(pool);
             drop(job); // closes the connection: the client sees it at once
             if let Some(held) = shared.error_log.allow() {
@@ -568,38 +829,50 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
 /// A pool thread: runs jobs until it has been idle for [`IDLE_EXIT`], or the server stopped
 /// and no job waits.
 fn worker(shared: &Shared) {
-    loop {
-        let job = {
-            let mut pool = lock(&shared.pool);
-            pool.idle += 1;
-            let deadline = wake::deadline_after(IDLE_EXIT);
-            let job = loop {
-                if let Some(job) = pool.jobs.pop_front() {
-                    break Some(job);
-                }
-                if pool.stopped || deadline.is_some_and(|d| d <= Instant::now()) {
-                    break None;
-                }
-                crate::test_hooks::pause("server.worker_idle");
-                pool = wait(&shared.job_ready, pool, deadline);
-            };
-            pool.idle -= 1;
-            job
-        };
-        let Some(Job { fd, peer }) = job else {
-            return;
-        };
-        // A panicking handler is contained: unwinding dropped (closed) its fd.
+    while let Some(job) = next_job(shared) {
         HANDLING.with(|h| h.set(shared));
-        let outcome = catch_unwind(AssertUnwindSafe(|| shared.handler.handle(fd, peer)));
-        HANDLING.with(|h| h.set(std::ptr::null()));
-        if outcome.is_err() {
-            log(
-                Level::Error,
-                format_args!("a connection handler panicked; its connection was closed"),
-            );
+        match &shared.serve {
+            Serve::Connections(handler) => serve_connection(shared, handler.as_ref(), job),
+            Serve::Requests(handler) => requests::serve_request(shared, handler.as_ref(), job),
         }
+        HANDLING.with(|h| h.set(std::ptr::null()));
         lock(&shared.pool).active -= 1;
         shared.changed.notify_all();
+    }
+    lock(&shared.pool).threads -= 1;
+}
+
+/// The next job for a pool thread; None once it idled out or the server stopped.
+fn next_job(shared: &Shared) -> Option<Job> {
+    let mut pool = lock(&shared.pool);
+    pool.idle += 1;
+    let deadline = wake::deadline_after(IDLE_EXIT);
+    let job = loop {
+        if let Some(job) = pool.jobs.pop_front() {
+            break Some(job);
+        }
+        if pool.stopped || deadline.is_some_and(|d| d <= Instant::now()) {
+            break None;
+        }
+        crate::test_hooks::pause("server.worker_idle");
+        pool = wait(&shared.job_ready, pool, deadline);
+    };
+    pool.idle -= 1;
+    job
+}
+
+/// Thread-per-connection: the handler owns the connection until it returns.
+fn serve_connection(shared: &Shared, handler: &dyn Handler, job: Job) {
+    let Job { fd, peer } = job;
+    let ip = peer.as_socket().map(|a| a.ip());
+    // A panicking handler is contained: unwinding dropped (closed) its fd.
+    if catch_unwind(AssertUnwindSafe(|| handler.handle(fd, peer))).is_err() {
+        log(
+            Level::Error,
+            format_args!("a connection handler panicked; its connection was closed"),
+        );
+    }
+    if let Some(ip) = ip {
+        lock(&shared.pool).release_ip(ip);
     }
 }

@@ -116,9 +116,12 @@ fn close_gate() -> mpsc::Sender<()> {
     tx
 }
 
+/// A server with `max_connections`; at the cap it waits (RESOCK_AT_CAP_WAIT), the policy
+/// whose stop could be lost.
 fn new_server(handler: HandlerFn, max_connections: u32) -> (Handle<Server>, u16) {
     let mut cfg = server_config(handler, ptr::null_mut());
     cfg.max_connections = max_connections;
+    cfg.at_cap = 1;
     // SAFETY: a valid config.
     let s = unsafe { resock_server_new(&cfg) };
     assert!(!s.is_null(), "resock_server_new: errno {}", errno());

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{ChildOutput, field, set_linger_zero, spawn_child_test};
 use resock::io::{Opts, read_full, write_full};
-use resock::server::{Server, ServerConfig};
+use resock::server::{AtCap, Server, ServerConfig};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -98,7 +98,7 @@ fn run_on_the_callers_thread_until_stopped_from_a_handler() {
 }
 
 #[test]
-fn the_connection_cap_is_backpressure_and_stats_are_honest() {
+fn under_the_wait_policy_the_cap_is_backpressure_and_stats_are_honest() {
     let gate = Gate::default();
     let handled = Arc::new(AtomicUsize::new(0));
     let server = {
@@ -106,6 +106,7 @@ fn the_connection_cap_is_backpressure_and_stats_are_honest() {
         Server::new(
             ServerConfig {
                 max_connections: 2,
+                at_cap: AtCap::Wait,
                 ..local()
             },
             move |fd: OwnedFd, _| {
@@ -153,6 +154,7 @@ fn a_client_that_resets_before_accept_does_not_stop_the_loop() {
         Server::new(
             ServerConfig {
                 max_connections: 1,
+                at_cap: AtCap::Wait,
                 ..local()
             },
             move |fd: OwnedFd, _| {

@@ -8,8 +8,9 @@ use crate::{doctor, error};
 
 /// The ABI generation of this library. It changes whenever an existing function, struct or
 /// constant changes incompatibly; compare it with `resock_abi_version()` at run time to
-/// catch a header and a library from different generations.
-pub const RESOCK_ABI_VERSION: c_int = 1;
+/// catch a header and a library from different generations. 2: resock_server_config and
+/// resock_accept_stats grew (per-request mode, idle, per-peer and at-cap defences).
+pub const RESOCK_ABI_VERSION: c_int = 2;
 
 static VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {

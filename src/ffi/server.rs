@@ -1,7 +1,7 @@
 //! C exports: the Server (`resock_server_*`).
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
 use socket2::SockAddr;
@@ -9,7 +9,7 @@ use socket2::SockAddr;
 use super::handle::{borrow, new_handle, release};
 use super::{boundary, int_result, optional_ms, ptr_result, read_sized, report_errno, str_arg};
 use crate::error::Error;
-use crate::server::{AcceptStats, Handler, Server, ServerConfig};
+use crate::server::{AcceptStats, AtCap, Handler, RequestHandler, Server, ServerConfig};
 
 /// A connection handler: serves `fd` (accepted, close-on-exec) from `peer`.
 type HandlerFn = unsafe extern "C" fn(
@@ -18,6 +18,14 @@ type HandlerFn = unsafe extern "C" fn(
     peerlen: libc::socklen_t,
     user: *mut c_void,
 );
+
+/// A request handler: serves what is readable on `fd`; keep or close.
+type RequestHandlerFn = unsafe extern "C" fn(
+    fd: c_int,
+    peer: *const libc::sockaddr,
+    peerlen: libc::socklen_t,
+    user: *mut c_void,
+) -> c_int;
 
 /// A server's configuration. Initialise with resock_server_config_init(), then set `port`
 /// and `handler`.
@@ -37,7 +45,8 @@ pub struct resock_server_config {
     pub max_connections: c_uint,
     /// Non-zero: TCP_NODELAY on accepted sockets (1).
     pub nodelay: c_int,
-    /// Serves one connection on a pool thread (the seed's thread per connection).
+    /// Serves one connection on a pool thread (the seed's thread per connection); NULL
+    /// when request_handler is set.
     pub handler: Option<
         unsafe extern "C" fn(
             fd: c_int,
@@ -51,7 +60,48 @@ pub struct resock_server_config {
     pub handler_closes_fd: c_int,
     /// Passed to every handler call.
     pub user: *mut c_void,
+    /// TCP_DEFER_ACCEPT in seconds (0: off): a connection reaches a handler only once the
+    /// client sent data, so clients that connect and say nothing cost no thread. Only for
+    /// protocols where the client speaks first.
+    pub defer_accept_s: c_int,
+    /// SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read of a client silent
+    /// that long fails with -1/EAGAIN, so a silent or slowloris client frees its thread.
+    /// With request_handler, also how long a connection may stay parked (then it is closed
+    /// and counted in idle_closed).
+    pub idle_timeout_ms: c_int,
+    /// The most connections held from one IP address (0: no limit); more are closed at
+    /// once and counted in per_peer_rejected.
+    pub max_per_peer: c_uint,
+    /// What happens at max_connections: RESOCK_AT_CAP_SHED (the default) keeps accepting
+    /// and closes the connection parked idle longest, or else the newcomer, so no client
+    /// waits unanswered; RESOCK_AT_CAP_WAIT stops accepting until a connection ends (new
+    /// clients wait in the kernel's queue).
+    pub at_cap: c_int,
+    /// Non-NULL selects the per-request mode (then `handler` must be NULL): idle
+    /// connections wait in epoll, one thread for all of them, and this runs on one of
+    /// pool_threads threads each time a connection is readable. It serves what is there
+    /// (the fd is blocking: reads wait for the rest of a request, up to idle_timeout_ms)
+    /// and returns RESOCK_REQUEST_KEEP to park the connection again, or
+    /// RESOCK_REQUEST_CLOSE to have resock close it. It must not close `fd`.
+    pub request_handler: Option<
+        unsafe extern "C" fn(
+            fd: c_int,
+            peer: *const libc::sockaddr,
+            peerlen: libc::socklen_t,
+            user: *mut c_void,
+        ) -> c_int,
+    >,
+    /// Per-request mode: the threads that run request_handler (64).
+    pub pool_threads: c_uint,
 }
+
+/// What request_handler returns to have resock close the connection.
+pub const RESOCK_REQUEST_CLOSE: c_int = 0;
+/// What request_handler returns to park the connection until it is readable again.
+pub const RESOCK_REQUEST_KEEP: c_int = 1;
+
+// C programs return it; resock tells the two apart by RESOCK_REQUEST_CLOSE alone.
+const _: () = assert!(RESOCK_REQUEST_KEEP != RESOCK_REQUEST_CLOSE);
 
 /// A server: opaque; create with resock_server_new, free with resock_server_free.
 ///
@@ -83,6 +133,26 @@ struct CHandler {
 unsafe impl Send for CHandler {}
 // SAFETY: as above.
 unsafe impl Sync for CHandler {}
+
+/// A C request handler (per-request mode).
+struct CRequestHandler {
+    f: RequestHandlerFn,
+    user: *mut c_void,
+}
+
+// SAFETY: the C caller vouches that its handler and `user` work from any pool thread.
+unsafe impl Send for CRequestHandler {}
+// SAFETY: as above.
+unsafe impl Sync for CRequestHandler {}
+
+impl RequestHandler for CRequestHandler {
+    fn serve(&self, fd: BorrowedFd<'_>, peer: &SockAddr) -> bool {
+        // SAFETY: the registered handler, with a valid address for the call's duration.
+        let verdict =
+            unsafe { (self.f)(fd.as_raw_fd(), peer.as_ptr().cast(), peer.len(), self.user) };
+        verdict != RESOCK_REQUEST_CLOSE
+    }
+}
 
 impl Handler for CHandler {
     fn handle(&self, fd: OwnedFd, peer: SockAddr) {
@@ -118,6 +188,12 @@ pub unsafe extern "C" fn resock_server_config_init(cfg: *mut resock_server_confi
                     handler: None,
                     handler_closes_fd: 0,
                     user: std::ptr::null_mut(),
+                    defer_accept_s: 0,
+                    idle_timeout_ms: 0,
+                    max_per_peer: 0,
+                    at_cap: AtCap::Shed as c_int,
+                    request_handler: None,
+                    pool_threads: d.pool_threads as c_uint,
                 })
             };
         }
@@ -126,7 +202,9 @@ pub unsafe extern "C" fn resock_server_config_init(cfg: *mut resock_server_confi
 
 /// Binds and listens now — so EADDRINUSE surfaces here and port "0" is known — but
 /// accepts nothing until resock_server_run or resock_server_start. Returns NULL with errno:
-/// EINVAL (NULL cfg, port or handler, max_connections 0, struct_size too small), E2BIG,
+/// EINVAL (NULL cfg or port, not exactly one of handler and request_handler,
+/// max_connections or pool_threads 0, a negative time, an unknown at_cap, struct_size too
+/// small), E2BIG, ENOPROTOOPT (defer_accept_s on a "unix:" server),
 /// EADDRINUSE, EACCES.
 ///
 /// # Safety
@@ -150,21 +228,44 @@ pub unsafe extern "C" fn resock_server_new(cfg: *const resock_server_config) -> 
                 (Some(h), None) if crate::net::unix_path(h).is_some() => "",
                 _ => return Err(Error::InvalidInput("NULL port")),
             };
-            let f = c.handler.ok_or(Error::InvalidInput("NULL handler"))?;
+            let non_negative =
+                |v: c_int, what| u64::try_from(v).map_err(|_| Error::InvalidInput(what));
+            let defer = non_negative(c.defer_accept_s, "defer_accept_s is negative")?;
+            let idle = non_negative(c.idle_timeout_ms, "idle_timeout_ms is negative")?;
             let config = ServerConfig {
                 backlog: c.backlog,
                 max_connections: c.max_connections as usize,
                 nodelay: c.nodelay != 0,
+                defer_accept: (defer > 0).then(|| Duration::from_secs(defer)),
+                idle_timeout: (idle > 0).then(|| Duration::from_millis(idle)),
+                max_per_peer: c.max_per_peer as usize,
+                at_cap: match c.at_cap {
+                    c if c == AtCap::Shed as c_int => AtCap::Shed,
+                    c if c == AtCap::Wait as c_int => AtCap::Wait,
+                    _ => return Err(Error::InvalidInput("at_cap is not a RESOCK_AT_CAP_*")),
+                },
+                pool_threads: c.pool_threads as usize,
                 ..ServerConfig::new(host, port)
             };
-            let handler = CHandler {
-                f,
-                closes_fd: c.handler_closes_fd != 0,
-                user: c.user,
+            let server = match (c.handler, c.request_handler) {
+                (Some(f), None) => Server::new(
+                    config,
+                    CHandler {
+                        f,
+                        closes_fd: c.handler_closes_fd != 0,
+                        user: c.user,
+                    },
+                )?,
+                (None, Some(f)) => {
+                    Server::new_per_request(config, CRequestHandler { f, user: c.user })?
+                }
+                _ => {
+                    return Err(Error::InvalidInput(
+                        "exactly one of handler and request_handler",
+                    ));
+                }
             };
-            Ok(new_handle(resock_server {
-                inner: Server::new(config, handler)?,
-            }))
+            Ok(new_handle(resock_server { inner: server }))
         })())
     })
 }

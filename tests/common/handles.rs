@@ -32,6 +32,12 @@ pub type OnDisconnect =
     unsafe extern "C" fn(cls: c_int, errnum: c_int, lived_ms: i64, user: *mut c_void);
 pub type HandlerFn =
     unsafe extern "C" fn(fd: c_int, peer: *const sockaddr, len: socklen_t, user: *mut c_void);
+pub type RequestHandlerFn = unsafe extern "C" fn(
+    fd: c_int,
+    peer: *const sockaddr,
+    len: socklen_t,
+    user: *mut c_void,
+) -> c_int;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +64,12 @@ pub struct ServerConfig {
     pub handler: Option<HandlerFn>,
     pub handler_closes_fd: c_int,
     pub user: *mut c_void,
+    pub defer_accept_s: c_int,
+    pub idle_timeout_ms: c_int,
+    pub max_per_peer: c_uint,
+    pub at_cap: c_int,
+    pub request_handler: Option<RequestHandlerFn>,
+    pub pool_threads: c_uint,
 }
 
 /// Opaque handles.
