@@ -721,7 +721,9 @@ void resock_dialer_stop(struct resock_dialer *d);
 
 /**
  * Forgets the backoff (the network came back): the next attempt starts at once, even if
- * a resock_dial is waiting right now. Callable from any thread; NULL is ignored.
+ * a resock_dial is waiting out a backoff right now; a connect in progress goes on. A
+ * reset while nobody dials applies to the next resock_dial. Callable from any thread;
+ * NULL is ignored.
  *
  * # Safety
  * `d` is NULL or a live dialer.
@@ -955,8 +957,14 @@ int resock_should_reconnect(int errnum);
  *
  * Lifecycle of the sink: when resock_set_log returns, no thread is inside the previous
  * callback or will enter it — it waits for calls in flight on other threads — so the
- * previous `user` may be freed at once. A callback may itself call resock_set_log (it
- * does not wait for its own call) and may call any other resock function.
+ * previous `user` may be freed at once. Called from inside a callback it swaps the sink
+ * and returns at once (it cannot wait for its own call, and waiting for another thread
+ * that is in the callback and waiting for this one would deadlock): the previous `user`
+ * must then stay valid until every call already in it has returned. A callback runs on
+ * whichever thread logs, including a client's, a server's accept thread and pool
+ * threads: it must not wait for those threads (resock_client_join or resock_client_free
+ * of another client, resock_server_join, resock_server_free); a join of the thread it
+ * runs on fails with EDEADLK.
  *
  * # Safety
  * `f` (if not NULL) and `user` stay valid until the next resock_set_log call returns.
@@ -1099,7 +1107,8 @@ void resock_server_stop(struct resock_server *s);
  * up to `grace_ms` (-1: as long as it takes) for the running handlers. Returns how many
  * handlers are still running (0: all done, and the pool's threads are gone), or -1 with
  * errno: EINVAL (NULL, grace_ms below -1), EDEADLK (grace_ms -1 from one of this server's
- * handlers: it would wait for itself).
+ * handlers, or any grace on the accept loop's own thread — a log callback there: either
+ * would wait for itself).
  *
  * # Safety
  * `s` is NULL or a live server.
@@ -1119,7 +1128,9 @@ void resock_server_stats(const struct resock_server *s, struct resock_accept_sta
  * Stops the server, waits for its accept loop to end (also a resock_server_run on another
  * thread, which then returns 0), and frees it. Handlers still running finish on their own
  * and keep the server's memory alive until they return; their `user` must stay valid
- * until then. Callable from a handler. NULL is ignored.
+ * until then. Callable from a handler. On the accept loop's own thread (a log callback
+ * there) it cannot wait for the loop: the loop ends right after the callback returns.
+ * NULL is ignored.
  *
  * # Safety
  * `s` is NULL or a live server; no call may start on it after this one.

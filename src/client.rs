@@ -183,16 +183,8 @@ impl Client {
             Mode::Records(n) if n > MAX_RECORD_SIZE => {
                 return Err(Error::InvalidInput("record size is above 64 MiB"));
             }
-            Mode::Records(n) => {
-                // Allocated here, not on the thread: a failure is an error, never an abort.
-                let mut record = Vec::new();
-                record
-                    .try_reserve_exact(n)
-                    .map_err(|_| Error::from_errno(libc::ENOMEM))?;
-                record.resize(n, 0);
-                record
-            }
-            Mode::Session => Vec::new(),
+            Mode::Records(n) => zeroed_buffer(n)?,
+            Mode::Session => Box::default(),
         };
         let shared = Arc::new(Shared {
             dialer: Dialer::new(config.dial)?,
@@ -343,7 +335,22 @@ impl Drop for FinishGuard<'_> {
     }
 }
 
-fn run(shared: &Shared, mode: Mode, mut record: Vec<u8>, mut session: impl Session) {
+/// The record buffer, allocated when the client starts — a failure is ENOMEM, never an
+/// abort on the thread — and zeroed by the allocator (calloc maps fresh zero pages for a
+/// large buffer), so an idle client's 64 MiB record costs no resident memory until read.
+fn zeroed_buffer(n: usize) -> Result<Box<[u8]>, Error> {
+    let layout =
+        std::alloc::Layout::array::<u8>(n).map_err(|_| Error::InvalidInput("record size"))?;
+    // SAFETY: n > 0 (Records(0) is refused before), so the layout is not zero-sized.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return Err(Error::from_errno(libc::ENOMEM));
+    }
+    // SAFETY: a fresh zeroed allocation of n bytes with the layout Box<[u8]> frees with.
+    Ok(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) })
+}
+
+fn run(shared: &Shared, mode: Mode, mut record: Box<[u8]>, mut session: impl Session) {
     let _finish = FinishGuard(shared);
     CLIENT_THREAD.with(|c| c.set(shared));
     while !shared.stopping.load(Ordering::Acquire) {

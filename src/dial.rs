@@ -260,9 +260,18 @@ impl Dialer {
         if self.dialing.swap(true, Ordering::AcqRel) {
             return Err(Error::from_errno(libc::EBUSY));
         }
-        let result = self.dial_exclusive();
-        self.dialing.store(false, Ordering::Release);
-        result
+        /// Clears `dialing` however the dial ends, a panic included.
+        struct Exclusive<'a>(&'a AtomicBool);
+        impl Drop for Exclusive<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _exclusive = Exclusive(&self.dialing);
+        // A reset made while nobody dialed is already in the schedule; its signal must not
+        // cut this dial's first wait short.
+        self.reset_wake.drain();
+        self.dial_exclusive()
     }
 
     /// [`Dialer::dial`] once this thread is the only one dialing.
@@ -279,7 +288,8 @@ impl Dialer {
                     s.state = State::Backoff;
                     s.backoff_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64;
                 });
-                if wake::wait(None, 0, &self.wakes(), Some(at))? == Woken::Wake {
+                let wakes = [&self.stop_wake, &self.reset_wake];
+                if wake::wait(None, 0, &wakes, Some(at))? == Woken::Wake {
                     // A stop or a reset: both are re-read at the top of the loop.
                     crate::test_hooks::pause("dial.woken");
                     self.reset_wake.drain();
@@ -293,7 +303,9 @@ impl Dialer {
                 &self.config.host,
                 &self.config.port,
                 self.config.connect_timeout,
-                &self.wakes(),
+                // Only a stop cuts a connect short: a reset means "try now", and one is
+                // under way.
+                &[&self.stop_wake],
             );
             match result {
                 Ok(fd) => {
@@ -312,9 +324,8 @@ impl Dialer {
                     return Ok(fd);
                 }
                 Err(e) if e.errno() == libc::ECANCELED => {
-                    // Stopped (returned at the top) or reset (retry at once): not counted.
+                    // Stopped: returned at the top, not counted.
                     crate::test_hooks::pause("dial.woken");
-                    self.reset_wake.drain();
                 }
                 Err(e) => {
                     failed_here += 1;
@@ -424,7 +435,7 @@ impl Dialer {
     }
 
     /// Forgets the backoff (the network came back): the next attempt starts at once, and a
-    /// dial waiting out a backoff stops waiting.
+    /// dial waiting out a backoff stops waiting. A connect in progress goes on.
     pub fn reset(&self) {
         {
             let mut schedule = self.lock_schedule();
@@ -432,11 +443,6 @@ impl Dialer {
             schedule.next_attempt_at = None;
         }
         self.reset_wake.signal();
-    }
-
-    /// What every wait of a dial watches: the stop (never drained) and the reset.
-    fn wakes(&self) -> [&Wake; 2] {
-        [&self.stop_wake, &self.reset_wake]
     }
 
     /// A consistent snapshot of the counters.

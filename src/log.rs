@@ -3,7 +3,7 @@
 //! Reconnect loops fail often and for long (a server down for an hour), so their messages
 //! go through a rate limit: one line per interval, with the number held back.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -33,8 +33,9 @@ static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 static SINK_RELEASED: Condvar = Condvar::new();
 
 thread_local! {
-    /// The sinks this thread is inside right now (a sink may log or call set_log itself).
-    static INSIDE: RefCell<Vec<*const ()>> = const { RefCell::new(Vec::new()) };
+    /// How many sink calls this thread is inside (a sink may log or call set_log itself).
+    /// A Cell needs no destructor, so it works even in a C thread-exit destructor.
+    static INSIDE: Cell<usize> = const { Cell::new(0) };
 }
 
 /// One call into a sink: holds the only reference the call needs and gives it back, also
@@ -44,23 +45,19 @@ struct Call(Option<Sink>);
 
 impl Call {
     fn enter(sink: Sink) -> Call {
-        INSIDE.with(|inside| inside.borrow_mut().push(identity(&sink)));
+        INSIDE.with(|inside| inside.set(inside.get() + 1));
         Call(Some(sink))
     }
 }
 
 impl Drop for Call {
     fn drop(&mut self) {
-        INSIDE.with(|inside| inside.borrow_mut().pop());
+        INSIDE.with(|inside| inside.set(inside.get() - 1));
         // Outside the lock: if this was the last reference, the sink is destroyed here.
         self.0 = None;
         drop(current());
         SINK_RELEASED.notify_all();
     }
-}
-
-fn identity(sink: &Sink) -> *const () {
-    Arc::as_ptr(sink).cast()
 }
 
 fn current() -> MutexGuard<'static, Option<Sink>> {
@@ -71,20 +68,21 @@ fn current() -> MutexGuard<'static, Option<Sink>> {
 /// whichever thread logs, with no resock lock held, so it may call back into resock.
 ///
 /// When `set_log` returns, no thread is inside the old sink or will enter it: it waits for
-/// calls in flight on other threads. Called from inside the old sink itself it does not
-/// wait for its own call (that would never end), only for the other threads'.
+/// calls in flight on other threads. Called from inside a sink it swaps and returns at
+/// once: it cannot wait for its own call, and waiting for other threads there could
+/// deadlock (one of them may be in a sink waiting for this one), so the old sink's data
+/// must then outlive every call already in it.
 pub fn set_log(sink: Option<LogSink>) {
     let sink: Option<Sink> = sink.map(Arc::from);
     let mut slot = current();
     let Some(old) = std::mem::replace(&mut *slot, sink) else {
         return;
     };
-    let held_here = INSIDE.with(|inside| {
-        let old = identity(&old);
-        inside.borrow().iter().filter(|&&s| s == old).count()
-    });
-    // Our `old` plus this thread's own calls: any other reference is a call in flight.
-    while Arc::strong_count(&old) > 1 + held_here {
+    if INSIDE.with(Cell::get) > 0 {
+        return;
+    }
+    // Our `old` is the last reference once no call is in flight.
+    while Arc::strong_count(&old) > 1 {
         slot = SINK_RELEASED.wait(slot).unwrap_or_else(|e| e.into_inner());
     }
 }

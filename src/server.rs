@@ -335,12 +335,17 @@ thread_local! {
     /// The server whose handler this thread is running (join from there would wait for
     /// itself).
     static HANDLING: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+    /// The server whose accept loop runs on this thread (a log callback there must not
+    /// wait for the loop).
+    static ACCEPTING: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
 }
 
 /// A listening server; see the module docs.
 pub struct Server {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Held by the join that reaps the pool's threads.
+    reaping: Mutex<()>,
 }
 
 impl std::fmt::Debug for Server {
@@ -408,6 +413,7 @@ impl Server {
                 error_log: RateLimit::new(Duration::from_secs(1)),
             }),
             thread: Mutex::new(None),
+            reaping: Mutex::new(()),
         })
     }
 
@@ -442,6 +448,9 @@ impl Server {
     /// EBUSY if the loop already runs (or ran); the thread creation error.
     pub fn start(&self) -> Result<(), Error> {
         self.claim_the_loop()?;
+        // Held until the handle is stored, so a join that saw the loop end also joins its
+        // thread.
+        let mut slot = lock(&self.thread);
         let shared = self.shared.clone();
         let spawned = thread::Builder::new()
             .name("resock-accept".into())
@@ -452,11 +461,13 @@ impl Server {
             });
         match spawned {
             Ok(handle) => {
-                *lock(&self.thread) = Some(handle);
+                *slot = Some(handle);
                 Ok(())
             }
             Err(e) => {
+                // A join that saw the loop claimed must hear that it never ran.
                 lock(&self.shared.pool).accept_loop = AcceptLoop::NotStarted;
+                self.shared.changed.notify_all();
                 Err(e.into())
             }
         }
@@ -484,32 +495,36 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// EDEADLK when called from one of this server's handlers with an unbounded grace (it
-    /// would wait for itself).
+    /// EDEADLK on the accept loop's own thread (a log callback there: the loop cannot end
+    /// while its thread waits), and from one of this server's handlers with an unbounded
+    /// grace (it would wait for itself).
     pub fn join(&self, grace: Duration) -> Result<usize, Error> {
         let deadline = wake::deadline_after(grace);
-        let in_handler = HANDLING.with(Cell::get) == Arc::as_ptr(&self.shared);
-        if in_handler && deadline.is_none() {
+        let me = Arc::as_ptr(&self.shared);
+        let in_handler = HANDLING.with(Cell::get) == me;
+        if ACCEPTING.with(Cell::get) == me || in_handler && deadline.is_none() {
             return Err(Error::from_errno(libc::EDEADLK));
         }
-        let mut pool = lock(&self.shared.pool);
-        // The loop notices a stop at once; a join before any stop waits for one.
-        while pool.accept_loop == AcceptLoop::Running {
-            pool = wait(&self.shared.changed, pool, None);
-        }
-        while pool.active > 0 {
-            if deadline.is_some_and(|d| d <= Instant::now()) {
-                return Ok(pool.active);
+        {
+            let mut pool = lock(&self.shared.pool);
+            // The loop notices a stop at once; a join before any stop waits for one.
+            while pool.accept_loop == AcceptLoop::Running {
+                pool = wait(&self.shared.changed, pool, None);
             }
-            pool = wait(&self.shared.changed, pool, deadline);
+            while pool.active > 0 {
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    return Ok(pool.active);
+                }
+                pool = wait(&self.shared.changed, pool, deadline);
+            }
+            if !pool.stopped {
+                return Ok(0);
+            }
         }
-        let workers = if pool.stopped {
-            std::mem::take(&mut pool.workers)
-        } else {
-            Vec::new()
-        };
-        drop(pool);
         // Idle workers leave at once after a stop; joining them means none outlives this.
+        // One reaper at a time: a concurrent join returns only once they are all joined.
+        let _reaping = lock(&self.reaping);
+        let workers = std::mem::take(&mut lock(&self.shared.pool).workers);
         for worker in workers {
             let _ = worker.join();
         }
@@ -596,10 +611,12 @@ fn is_transient(errno: i32) -> bool {
 }
 
 fn accept_loop(shared: &Arc<Shared>) -> Result<(), Error> {
+    ACCEPTING.with(|a| a.set(Arc::as_ptr(shared)));
     let result = match shared.serve {
         Serve::Connections(_) => accept_until_stopped(shared),
         Serve::Requests(_) => requests::park_until_stopped(shared),
     };
+    ACCEPTING.with(|a| a.set(std::ptr::null()));
     crate::test_hooks::pause("server.loop_ending");
     // Close the listener at once: queued connections are reset and the port is free.
     lock(&shared.listener).take();
@@ -839,6 +856,7 @@ fn worker(shared: &Shared) {
         lock(&shared.pool).active -= 1;
         shared.changed.notify_all();
     }
+    crate::test_hooks::pause("server.worker_exiting");
     lock(&shared.pool).threads -= 1;
 }
 

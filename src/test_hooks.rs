@@ -180,9 +180,10 @@ mod armed {
         hook
     }
 
-    /// The hook this thread armed for `name`, if this arrival is the one to stop.
+    /// The hook this thread armed for `name`, if this arrival is the one to stop (none in a
+    /// thread-exit destructor, where the list is gone).
     fn mine(name: &'static str) -> Option<Arc<ThreadHook>> {
-        MINE.with(|mine| {
+        MINE.try_with(|mine| {
             let mut mine = mine.borrow_mut();
             let at = mine.iter().position(|(n, _, _)| *n == name)?;
             if mine[at].1 > 0 {
@@ -191,6 +192,8 @@ mod armed {
             }
             Some(mine.remove(at).2)
         })
+        .ok()
+        .flatten()
     }
 
     /// See the module docs.

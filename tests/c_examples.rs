@@ -563,3 +563,52 @@ fn examples_are_clean_under_asan_and_ubsan() {
         );
     }
 }
+
+/// The reproducers an adversarial review of the lifecycle wrote (c_examples/attack/): each
+/// exits 2 when it breaks a promise of the header, 0 when the promise holds. Run against
+/// the static library and, for the ones that exercise memory, under valgrind too.
+#[test]
+fn the_lifecycle_attacks_of_the_review_hold() {
+    let cases: &[(&str, &[&str], &[(&str, &str)])] = &[
+        // A log sink on the accept thread that frees or joins its own server.
+        ("attack/attack_sink_on_accept_thread", &["free"], &[]),
+        ("attack/attack_sink_on_accept_thread", &["join"], &[]),
+        // A failed resock_server_start while another thread is in resock_server_join:
+        // RUST_MIN_STACK makes Rust's thread spawns fail while C's pthreads work.
+        (
+            "attack/attack_start_fails_join_hangs",
+            &[],
+            &[("RUST_MIN_STACK", "100000000000000")],
+        ),
+        // resock_dial from a pthread key destructor (thread-locals already gone).
+        ("attack/attack_dial_in_thread_exit", &[], &[]),
+        // A client's 64 MiB record buffer costs no resident memory before it is read.
+        ("attack/attack_record_buffer_rss", &[], &[]),
+        // A sink calling resock_set_log on one thread, resock_client_free on another.
+        ("attack/attack_sink_set_log_vs_free", &[], &[]),
+        // Run after stop, INT_MAX joins, concurrent starts, free from on_disconnect.
+        ("attack/attack_held", &[], &[]),
+    ];
+    for (name, args, env) in cases {
+        let exe = build(name, Link::Static);
+        let child = Command::new(&exe)
+            .args(*args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_limited(child, RUN_LIMIT, name);
+        assert!(
+            out.status.success(),
+            "{name} {args:?}: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if valgrind().is_some() {
+        let out = run(&build("attack/attack_held", Link::Shared), &[], true);
+        assert!(out.contains("held"), "attack_held under valgrind:\n{out}");
+    }
+}

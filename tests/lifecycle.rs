@@ -871,3 +871,67 @@ fn stop_and_join_are_prompt_from_every_blocking_point() {
         assert!(*took < LIVENESS, "{what}: {took:?}");
     }
 }
+
+// ---------------------------------------------------------------- found by the review
+
+/// Two joins at once: the second must not return 0 while a pool thread of the server is
+/// still alive (the first took the thread list and is joining it). The pool thread is held
+/// on its way out.
+#[test]
+fn a_second_concurrent_join_waits_until_the_pool_threads_are_gone() {
+    let _serial = serial();
+    let (s, port) = new_server(quick_handler, 16);
+    // SAFETY: live.
+    assert_eq!(unsafe { resock_server_start(s.0) }, 0);
+    drop(connect_and_wait_handled(port));
+    let pool_thread = HANDLER_TID.load(Ordering::SeqCst);
+    let hook = test_hooks::arm("server.worker_exiting");
+    // SAFETY: live.
+    unsafe { resock_server_stop(s.0) };
+    assert!(hook.wait_arrived(LIVENESS), "the pool thread did not leave");
+    let join = move || {
+        let s = s;
+        // SAFETY: live until freed below, after both joins returned.
+        unsafe { resock_server_join(s.0, -1) }
+    };
+    let first = thread::spawn(join);
+    let second = thread::spawn(join);
+    thread::sleep(STILL_BLOCKED);
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "a join returned while pool thread {pool_thread} was alive"
+    );
+    hook.release();
+    assert_eq!(first.join().unwrap(), 0);
+    assert_eq!(second.join().unwrap(), 0);
+    assert!(!thread_alive(pool_thread));
+    // SAFETY: every call on it has returned; freed once.
+    unsafe { resock_server_free(s.0) };
+}
+
+/// A reset while nobody dials applies to the next dial's schedule, and its signal does not
+/// make that dial abandon a connection the server already queued.
+#[test]
+fn a_reset_while_idle_never_makes_the_next_dial_abandon_a_connection() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let d = new_dialer("127.0.0.1", listener.local_addr().unwrap().port(), 100);
+    // SAFETY: live; nobody is dialing.
+    unsafe { resock_dialer_reset(d.0) };
+    // SAFETY: live.
+    let fd = unsafe { resock_dial(d.0) };
+    assert!(fd >= 0, "resock_dial: errno {}", errno());
+    let stats = dialer_stats(d.0);
+    assert_eq!((stats.attempts, stats.connects), (1, 1));
+    listener.set_nonblocking(true).unwrap();
+    let mut accepted = 0;
+    while listener.accept().is_ok() {
+        accepted += 1;
+    }
+    assert_eq!(accepted, 1, "the server saw an abandoned extra connection");
+    // SAFETY: the fd from resock_dial, handed back once; the dialer freed once.
+    unsafe {
+        assert_eq!(resock_hangup(d.0, fd), 0);
+        resock_dialer_free(d.0);
+    }
+}

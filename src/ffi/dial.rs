@@ -259,7 +259,9 @@ pub unsafe extern "C" fn resock_dialer_stop(d: *mut resock_dialer) {
 }
 
 /// Forgets the backoff (the network came back): the next attempt starts at once, even if
-/// a resock_dial is waiting right now. Callable from any thread; NULL is ignored.
+/// a resock_dial is waiting out a backoff right now; a connect in progress goes on. A
+/// reset while nobody dials applies to the next resock_dial. Callable from any thread;
+/// NULL is ignored.
 ///
 /// # Safety
 /// `d` is NULL or a live dialer.

@@ -86,8 +86,14 @@ impl CLogSink {
 ///
 /// Lifecycle of the sink: when resock_set_log returns, no thread is inside the previous
 /// callback or will enter it — it waits for calls in flight on other threads — so the
-/// previous `user` may be freed at once. A callback may itself call resock_set_log (it
-/// does not wait for its own call) and may call any other resock function.
+/// previous `user` may be freed at once. Called from inside a callback it swaps the sink
+/// and returns at once (it cannot wait for its own call, and waiting for another thread
+/// that is in the callback and waiting for this one would deadlock): the previous `user`
+/// must then stay valid until every call already in it has returned. A callback runs on
+/// whichever thread logs, including a client's, a server's accept thread and pool
+/// threads: it must not wait for those threads (resock_client_join or resock_client_free
+/// of another client, resock_server_join, resock_server_free); a join of the thread it
+/// runs on fails with EDEADLK.
 ///
 /// # Safety
 /// `f` (if not NULL) and `user` stay valid until the next resock_set_log call returns.

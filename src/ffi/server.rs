@@ -331,7 +331,8 @@ pub unsafe extern "C" fn resock_server_stop(s: *mut resock_server) {
 /// up to `grace_ms` (-1: as long as it takes) for the running handlers. Returns how many
 /// handlers are still running (0: all done, and the pool's threads are gone), or -1 with
 /// errno: EINVAL (NULL, grace_ms below -1), EDEADLK (grace_ms -1 from one of this server's
-/// handlers: it would wait for itself).
+/// handlers, or any grace on the accept loop's own thread — a log callback there: either
+/// would wait for itself).
 ///
 /// # Safety
 /// `s` is NULL or a live server.
@@ -368,7 +369,9 @@ pub unsafe extern "C" fn resock_server_stats(s: *const resock_server, out: *mut 
 /// Stops the server, waits for its accept loop to end (also a resock_server_run on another
 /// thread, which then returns 0), and frees it. Handlers still running finish on their own
 /// and keep the server's memory alive until they return; their `user` must stay valid
-/// until then. Callable from a handler. NULL is ignored.
+/// until then. Callable from a handler. On the accept loop's own thread (a log callback
+/// there) it cannot wait for the loop: the loop ends right after the callback returns.
+/// NULL is ignored.
 ///
 /// # Safety
 /// `s` is NULL or a live server; no call may start on it after this one.
