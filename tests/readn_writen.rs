@@ -1119,6 +1119,43 @@ fn timeout_zero_moves_what_is_ready_on_pipes_and_files() {
 }
 
 #[test]
+fn four_writers_on_one_unread_pipe_all_meet_their_deadlines() {
+    let (r, w) = pipe();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let start = Instant::now();
+                let (res, e, _) = writen_opts(w, &[1u8; 64 << 10], &opts(200, 0));
+                (res, e, start.elapsed())
+            })
+        })
+        .collect();
+    let limit = Instant::now() + Duration::from_secs(10);
+    while writers.iter().any(|t| !t.is_finished()) && Instant::now() < limit {
+        thread::sleep(Duration::from_millis(5));
+    }
+    // A writer stuck in write(2) would hang the test: drain the pipe to free it.
+    let mut sink = vec![0u8; 1 << 20];
+    while writers.iter().any(|t| !t.is_finished()) {
+        unsafe { libc::read(r, sink.as_mut_ptr().cast(), sink.len()) };
+    }
+    for t in writers {
+        let (res, e, took) = t.join().unwrap();
+        // The pipe holds 64 KiB: at most one writer fits it all.
+        assert!(
+            res == 64 << 10 || (res, e) == (-1, libc::ETIMEDOUT),
+            "{res} {e}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "blocked past the deadline: {took:?}"
+        );
+    }
+    close(r);
+    close(w);
+}
+
+#[test]
 fn a_tty_without_per_call_nonblocking_reads_is_polled_and_meets_the_deadline() {
     // preadv2(RWF_NOWAIT) is EOPNOTSUPP on a tty: the fallback polls, then reads.
     let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
