@@ -5,7 +5,8 @@
  * Two writes (header, then body) on a Nagle socket stall ~40 ms on the peer's delayed
  * ACK; writev sends both in one go. readline_sync never reads past the newline, so the
  * body that follows is still there for readn_sync: no hidden buffer to lose it in (UNP's
- * readline keeps a static one).
+ * readline keeps a static one). A datagram socket carries records, not a byte stream:
+ * readline_sync and readn_sync refuse it before a byte moves.
  */
 #define _GNU_SOURCE
 #include <sys/socket.h>
@@ -23,7 +24,7 @@ int main(void)
     char line[64], got[32];
     resock_io_opts opts;
     size_t done = 0;
-    int sv[2], len;
+    int sv[2], dg[2], len;
 
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     iov[0].iov_base = (void *) header;
@@ -56,5 +57,15 @@ int main(void)
     errno = 1234;
     CHECK(readline_sync(sv[1], line, sizeof(line)) == 0 && errno == 0);
     close(sv[1]);
+
+    CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) == 0);
+    CHECK(writen_sync(dg[0], "one\ntwo\n", 8) == 8);   /* one datagram */
+    errno = 0;
+    CHECK(readline_sync(dg[1], line, sizeof(line)) == -1 && errno == EPROTOTYPE);
+    CHECK(readn_sync(dg[1], got, 4) == -1 && errno == EPROTOTYPE);
+    CHECK(recv(dg[1], line, sizeof(line), 0) == 8);   /* still queued, whole */
+    printf("datagram socket: -1/EPROTOTYPE, the datagram still queued\n");
+    close(dg[0]);
+    close(dg[1]);
     return 0;
 }

@@ -418,17 +418,9 @@ impl<'a> Waiter<'a> {
     }
 }
 
-/// How a call may read an fd, from the hint table or a SO_TYPE probe. Reads need to know
-/// before the first byte moves: a datagram read into a short buffer loses the rest of the
-/// datagram, so only stream sockets and non-sockets are read.
-fn read_kind(fd: RawFd) -> Result<FdKind, Error> {
-    match sys::kind_hint(fd) {
-        FdKind::Unknown => probe_kind(fd),
-        known => Ok(known),
-    }
-}
-
 /// Asks the kernel what `fd` is (one getsockopt, which reads nothing) and records it.
+/// Reads need to know before the first byte moves: a datagram read into a short buffer
+/// loses the rest of the datagram, so only stream sockets and non-sockets are read.
 fn probe_kind(fd: RawFd) -> Result<FdKind, Error> {
     let kind = match sys::socket_type(fd) {
         Ok(libc::SOCK_STREAM) => FdKind::Stream,
@@ -503,7 +495,12 @@ fn forget_on_end(fd: RawFd, error: &Error) {
 unsafe fn read_loop(fd: RawFd, buf: *mut u8, len: usize, opts: &Opts) -> Result<(), Partial> {
     let mut done = 0;
     let fail = |done, error| Err(Partial { done, error });
-    let mut kind = match read_kind(fd) {
+    let hinted = sys::kind_hint(fd);
+    let kind = match hinted {
+        FdKind::Unknown => probe_kind(fd),
+        known => Ok(known),
+    };
+    let mut kind = match kind {
         Ok(kind) => kind,
         Err(error) => return fail(0, error),
     };
@@ -511,7 +508,7 @@ unsafe fn read_loop(fd: RawFd, buf: *mut u8, len: usize, opts: &Opts) -> Result<
     let mut nowait = NoWait::new();
     // A short or empty read on a hinted fd re-asks the kernel once per call what the fd is,
     // so a hint gone stale (the number now names a datagram socket) is caught there.
-    let mut verified = false;
+    let mut verified = hinted == FdKind::Unknown;
     while done < len {
         if let Err(error) = waiter.before_syscall() {
             return fail(done, error);

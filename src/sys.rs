@@ -2,7 +2,8 @@
 //!
 //! Keeping them in one place lets unit tests count syscalls (the MSG_WAITALL promise: one
 //! `recv` for a whole message) and inject results Linux cannot produce on demand, such as
-//! `write` returning 0 for a non-empty buffer.
+//! `write` returning 0 for a non-empty buffer. The per-fd-number hint of what an fd is
+//! ([`kind_hint`]) lives here too, next to the probes that fill it.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};

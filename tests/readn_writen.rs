@@ -1118,6 +1118,88 @@ fn timeout_zero_moves_what_is_ready_on_pipes_and_files() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn four_writers_on_one_unread_pipe_all_meet_their_deadlines() {
+    let (r, w) = pipe();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let start = Instant::now();
+                let (res, e, _) = writen_opts(w, &[1u8; 64 << 10], &opts(200, 0));
+                (res, e, start.elapsed())
+            })
+        })
+        .collect();
+    let limit = Instant::now() + Duration::from_secs(10);
+    while writers.iter().any(|t| !t.is_finished()) && Instant::now() < limit {
+        thread::sleep(Duration::from_millis(5));
+    }
+    // A writer stuck in write(2) would hang the test: drain the pipe to free it.
+    let mut sink = vec![0u8; 1 << 20];
+    while writers.iter().any(|t| !t.is_finished()) {
+        unsafe { libc::read(r, sink.as_mut_ptr().cast(), sink.len()) };
+    }
+    for t in writers {
+        let (res, e, took) = t.join().unwrap();
+        // The pipe holds 64 KiB: at most one writer fits it all.
+        assert!(
+            res == 64 << 10 || (res, e) == (-1, libc::ETIMEDOUT),
+            "{res} {e}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "blocked past the deadline: {took:?}"
+        );
+    }
+    close(r);
+    close(w);
+}
+
+#[test]
+fn a_tty_without_per_call_nonblocking_reads_is_polled_and_meets_the_deadline() {
+    // preadv2(RWF_NOWAIT) is EOPNOTSUPP on a tty: the fallback polls, then reads.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(master >= 0);
+    assert_eq!(unsafe { libc::grantpt(master) }, 0);
+    assert_eq!(unsafe { libc::unlockpt(master) }, 0);
+    let name = unsafe { std::ffi::CStr::from_ptr(libc::ptsname(master)) }.to_owned();
+    let slave = unsafe { libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(slave >= 0);
+    assert_eq!(writen(master, b"hello\n").0, 6);
+    let mut buf = [0u8; 10];
+    assert_eq!(
+        readn_opts(slave, &mut buf[..6], &opts(5000, 0)),
+        (6, 4242, 6)
+    );
+    assert_eq!(&buf[..6], b"hello\n");
+    let start = Instant::now();
+    assert_eq!(
+        readn_opts(slave, &mut buf, &opts(100, 0)),
+        (-1, libc::ETIMEDOUT, 0)
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    close(slave);
+    close(master);
+}
+
+#[test]
+fn a_file_not_in_the_page_cache_is_read_under_a_deadline() {
+    // RWF_NOWAIT says EAGAIN for pages on disk while poll calls the file ready: the call
+    // must read it, not wait for readiness that never changes.
+    let dir = tempdir();
+    let path = dir.join("cold");
+    let data = pattern(1 << 20, 11);
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    file.sync_all().unwrap();
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let mut got = vec![0u8; data.len()];
+    let (r, _, done) = readn_opts(file.as_raw_fd(), &mut got, &opts(10_000, 0));
+    assert_eq!((r, done), (data.len() as isize, data.len()));
+    assert!(got == data);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Runs `call` on a new thread, waits until it blocks, sends it one `signal`, and returns
 /// the call's result; `unblock` runs if the call has not returned after a generous bound,
 /// so a call that ignores the signal fails the test instead of hanging it.
