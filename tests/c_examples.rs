@@ -569,7 +569,13 @@ fn examples_are_clean_under_asan_and_ubsan() {
 /// the static library and, for the ones that exercise memory, under valgrind too.
 #[test]
 fn the_lifecycle_attacks_of_the_review_hold() {
-    let cases: &[(&str, &[&str], &[(&str, &str)])] = &[
+    /// A program, its arguments and its environment.
+    type Case = (
+        &'static str,
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+    );
+    let cases: &[Case] = &[
         // A log sink on the accept thread that frees or joins its own server.
         ("attack/attack_sink_on_accept_thread", &["free"], &[]),
         ("attack/attack_sink_on_accept_thread", &["join"], &[]),
