@@ -853,7 +853,11 @@ fn worker(shared: &Shared) {
             Serve::Requests(handler) => requests::serve_request(shared, handler.as_ref(), job),
         }
         HANDLING.with(|h| h.set(std::ptr::null()));
-        lock(&shared.pool).active -= 1;
+        {
+            let mut pool = lock(&shared.pool);
+            pool.active -= 1;
+            requests::wake_a_paused_loop(&pool);
+        }
         shared.changed.notify_all();
     }
     crate::test_hooks::pause("server.worker_exiting");

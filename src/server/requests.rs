@@ -269,8 +269,9 @@ fn close_idle(shared: &Shared) {
     drop(closed);
 }
 
-/// Under the wait policy, a connection that ends makes room: the loop may accept again.
-fn wake_a_paused_loop(pool: &PoolState) {
+/// Under the wait policy, a connection that ends (or a handler that returns) makes room:
+/// the loop may accept again.
+pub(super) fn wake_a_paused_loop(pool: &PoolState) {
     if pool.accept_paused
         && let Some(parking) = &pool.parking
     {
@@ -297,7 +298,6 @@ pub(super) fn serve_request(shared: &Shared, handler: &dyn RequestHandler, job: 
         return;
     }
     pool.release_peer(&peer);
-    wake_a_paused_loop(&pool);
     drop(pool);
     drop(fd);
 }
