@@ -107,7 +107,7 @@ fn echo_server(config: ServerConfig, served: Arc<AtomicUsize>) -> Server {
                 }
                 let mut reply = b"echo: ".to_vec();
                 reply.extend_from_slice(text);
-                write_full(&fd, &reply, &Opts::default()).is_ok()
+                write_full(fd, &reply, &Opts::default()).is_ok()
             }
             None => false,
         }
@@ -535,7 +535,7 @@ fn a_blocked_request_handler_holds_one_pool_thread_only() {
             if &line[..n] == b"block\n" {
                 let _ = rx.lock().unwrap().recv_timeout(LIVENESS * 2);
             }
-            write_full(&fd, &line[..n], &Opts::default()).is_ok()
+            write_full(fd, &line[..n], &Opts::default()).is_ok()
         },
     )
     .unwrap();
