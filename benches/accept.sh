@@ -1,126 +1,174 @@
 #!/usr/bin/env bash
-# Accept bench (not a test): `ab -n N -c C` against resock's http_server example and
-# against a seed-style naive server (thread per accept, listen backlog 5), side by side,
-# with the kernel's ListenOverflows counter read before and after each run.
+# Accept and idle-load bench (not a test). Three contenders run side by side on loopback:
+#   conn   resock's http_server, a thread per connection (the seed's model)
+#   req    resock's http_server --per-request: idle connections in epoll, a pool per request
+#   nginx  nginx-light, a static 200 with the same body (installed if missing)
 #
-#     benches/accept.sh [REQUESTS] [CONCURRENCY]      (defaults: 50000 1000)
+# 1. `ab -n N -c C` and `ab -k -n 2N -c C`, alternated A B C A B C for ROUNDS rounds:
+#    median requests/s with min–max, failed requests, ratio to nginx.
+# 2. Idle cost: each server holding IDLE silent connections (1100 and 10000), its RSS and
+#    thread count, and whether a legitimate request is answered meanwhile (and how fast).
+#
+#     benches/accept.sh [REQUESTS] [CONCURRENCY] [ROUNDS]      (defaults: 50000 1000 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-50000}
 concurrency=${2:-1000}
+rounds=${3:-3}
 
-if ! command -v ab >/dev/null; then
+need=()
+command -v ab >/dev/null || need+=(apache2-utils)
+command -v nginx >/dev/null || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --lib --quiet
 out=target/accept-bench
-mkdir -p "$out"
+mkdir -p "$out/nginx"
 native="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 cc -std=c11 -O2 -Iinclude -Ic_examples c_examples/http_server.c target/release/libresock.a $native -o "$out/http_server"
-cc -std=c11 -O2 benches/naive_server.c -lpthread -o "$out/naive_server"
 
-overflows() {
-    awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) col[$i] = i; n = 1 } else print $col["ListenOverflows"] }' /proc/net/netstat
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-run() {
-    local name=$1 exe=$2
-    shift 2
-    "$exe" 0 "$@" > "$out/$name.out" 2>&1 &
-    local pid=$!
+# start NAME CMD...: runs a server whose first line is "listening on PORT"; sets PORT_NAME.
+pids=()
+start() {
+    local name=$1
+    shift
+    "$@" > "$out/$name.out" 2>&1 &
+    pids+=($!)
+    eval "pid_$name=$!"
     local port=""
-    for _ in $(seq 100); do
+    for _ in $(seq 200); do
         port=$(sed -n 's/^listening on //p' "$out/$name.out")
         [ -n "$port" ] && break
         sleep 0.05
     done
-    local before after
-    before=$(overflows)
-    ab -n "$requests" -c "$concurrency" -q "http://127.0.0.1:$port/" > "$out/$name.ab" 2>&1 || true
-    after=$(overflows)
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local rps failed complete error
-    rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$out/$name.ab")
-    failed=$(sed -n 's/^Failed requests: *//p' "$out/$name.ab")
-    complete=$(sed -n -e 's/^Complete requests: *//p' -e 's/^Total of \([0-9]*\) requests completed/\1 (ab aborted)/p' "$out/$name.ab")
-    error=$(grep -o -m1 -E 'apr_[a-z_]+: [^(]*\([0-9]+\)' "$out/$name.ab" || true)
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "${complete:--}" "${failed:--}" \
-        "${rps:--}" "$((after - before))" "${error:-none}"
+    eval "port_$name=$port"
 }
-
-echo "ab -n $requests -c $concurrency on $(nproc) cores, somaxconn=$(cat /proc/sys/net/core/somaxconn)," \
-     "tcp_max_syn_backlog=$(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)," \
-     "syncookies=$(cat /proc/sys/net/ipv4/tcp_syncookies), abort_on_overflow=$(cat /proc/sys/net/ipv4/tcp_abort_on_overflow)"
-echo
-echo "| server | complete | failed | requests/s | ListenOverflows | ab error |"
-echo "|---|---|---|---|---|---|"
-run "resock http_server" "$out/http_server"
-run "naive (backlog 5)" "$out/naive_server" 5
-run "naive (backlog 4096)" "$out/naive_server" 4096
-
-# nginx on the same machine, as a reference: a static 200 with the same body.
-if ! command -v nginx >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || true
-fi
-if command -v nginx >/dev/null; then
-    mkdir -p "$out/nginx"
-    nginx_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_nginx() {
+    port_nginx=$(free_port)
     cat > "$out/nginx/nginx.conf" <<CONF
 worker_processes auto;
+worker_rlimit_nofile 65536;
 pid $PWD/$out/nginx/nginx.pid;
 error_log $PWD/$out/nginx/error.log;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
 http {
     access_log off;
+    keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
+        listen 127.0.0.1:$port_nginx backlog=4096;
         location / { return 200 "Hello, world\n"; }
     }
 }
 CONF
     nginx -c "$PWD/$out/nginx/nginx.conf" -p "$PWD/$out/nginx"
     sleep 0.5
-    before=$(overflows)
-    ab -n "$requests" -c "$concurrency" -q "http://127.0.0.1:$nginx_port/" > "$out/nginx.ab" 2>&1 || true
-    after=$(overflows)
+    pid_nginx=$(cat "$out/nginx/nginx.pid")
+}
+stop_all() {
+    kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
     nginx -c "$PWD/$out/nginx/nginx.conf" -p "$PWD/$out/nginx" -s stop 2>/dev/null || true
-    printf '| %s | %s | %s | %s | %s | %s |\n' "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" \
-        "$(sed -n 's/^Complete requests: *//p' "$out/nginx.ab")" "$(sed -n 's/^Failed requests: *//p' "$out/nginx.ab")" \
-        "$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$out/nginx.ab")" "$((after - before))" none
-else
-    echo "| nginx | not installed: skipped | | | | |"
-fi
+    pids=()
+}
+trap stop_all EXIT
 
-# Memory: the resock server holding 1000 idle connections (one pooled thread each).
-"$out/http_server" 0 > "$out/rss.out" 2>&1 &
-pid=$!
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/^listening on //p' "$out/rss.out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-python3 - "$port" "$pid" <<'PY'
-import socket, sys, time
-port, pid = int(sys.argv[1]), sys.argv[2]
-def rss():
-    fields = dict(l.split(':', 1) for l in open(f'/proc/{pid}/status'))
-    return fields['VmRSS'].strip(), fields['VmHWM'].strip(), fields['Threads'].strip()
-idle = rss()
-conns = [socket.create_connection(('127.0.0.1', port)) for _ in range(1000)]
-time.sleep(1)
-held = rss()
+start conn "$out/http_server" 0
+start req "$out/http_server" --per-request 0
+start_nginx
+
+echo "ab -c $concurrency on $(nproc) cores, $rounds rounds alternated (A B C A B C), somaxconn=$(cat /proc/sys/net/core/somaxconn)"
+echo
+# ab_rps NAME ARGS...: one ab run, "rps failed" on stdout.
+ab_rps() {
+    local port_var=port_$1
+    shift
+    ab "$@" -q "http://127.0.0.1:${!port_var}/" > "$out/last.ab" 2>&1 || true
+    local rps failed
+    rps=$(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$out/last.ab")
+    failed=$(sed -n 's/^Failed requests: *//p' "$out/last.ab")
+    echo "${rps:-0} ${failed:-all}"
+}
+for kind in plain keepalive; do
+    if [ "$kind" = plain ]; then args=(-n "$requests" -c "$concurrency"); else args=(-k -n "$((requests * 2))" -c "$concurrency"); fi
+    : > "$out/$kind.runs"
+    for _ in $(seq "$rounds"); do
+        for who in conn req nginx; do
+            echo "$who $(ab_rps "$who" "${args[@]}")" >> "$out/$kind.runs"
+        done
+    done
+    python3 - "$out/$kind.runs" "ab ${args[*]}" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    who, rps, failed = line.split()
+    runs.setdefault(who, []).append((float(rps), failed))
+names = {'conn': 'resock, thread per connection', 'req': 'resock, per request (epoll)', 'nginx': 'nginx-light'}
+ref = statistics.median(r for r, _ in runs['nginx'])
+print(f"| {sys.argv[2]} | median req/s | min–max | failed (per run) | vs nginx |")
+print("|---|---|---|---|---|")
+for who in ('conn', 'req', 'nginx'):
+    rps = [r for r, _ in runs[who]]
+    med = statistics.median(rps)
+    print(f"| {names[who]} | {med:.0f} | {min(rps):.0f}–{max(rps):.0f} | {' '.join(f for _, f in runs[who])} | {med / ref:.2f}× |")
 print()
-print('| resock http_server | RSS | peak RSS | threads |')
-print('|---|---|---|---|')
-print(f'| idle | {idle[0]} | {idle[1]} | {idle[2]} |')
-print(f'| 1000 idle connections | {held[0]} | {held[1]} | {held[2]} |')
-for c in conns:
-    c.close()
 PY
-kill "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
+done
+
+# Idle cost: IDLE silent connections held open by a client process, then one legitimate
+# request; the server's RSS and threads (nginx: master and workers summed).
+python3 - "$out" "$port_conn" "$pid_conn" "$port_req" "$pid_req" "$port_nginx" "$pid_nginx" <<'PY'
+import os, socket, sys, time
+out = sys.argv[1]
+servers = [('resock, thread per connection', int(sys.argv[2]), int(sys.argv[3])),
+           ('resock, per request (epoll)', int(sys.argv[4]), int(sys.argv[5])),
+           ('nginx-light', int(sys.argv[6]), int(sys.argv[7]))]
+def procs(pid):
+    kids = [int(p) for p in os.listdir('/proc') if p.isdigit()
+            and open(f'/proc/{p}/stat').read().split(') ')[1].split()[1] == str(pid)]
+    return [pid] + kids
+def usage(pid):
+    rss = threads = 0
+    for p in procs(pid):
+        fields = dict(l.split(':', 1) for l in open(f'/proc/{p}/status'))
+        rss += int(fields['VmRSS'].split()[0])
+        threads += int(fields['Threads'])
+    return rss, threads
+def legit(port):
+    start = time.monotonic()
+    try:
+        s = socket.create_connection(('127.0.0.1', port), timeout=10)
+        s.settimeout(10)
+        s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+        ok = s.recv(100).startswith(b'HTTP/1.0 200')
+        s.close()
+        return f"{(time.monotonic() - start) * 1e3:.1f} ms" if ok else "no answer"
+    except OSError as e:
+        return f"not answered in 10 s ({e.__class__.__name__})"
+print("| server | idle conns | RSS before → with them | per idle conn | threads | a request meanwhile |")
+print("|---|---|---|---|---|---|")
+for idle in (1100, 10000):
+    for name, port, pid in servers:
+        rss0, _ = usage(pid)
+        conns = []
+        for _ in range(idle):
+            try:
+                conns.append(socket.create_connection(('127.0.0.1', port), timeout=2))
+            except OSError:
+                break
+        time.sleep(1.5)
+        rss1, threads = usage(pid)
+        answer = legit(port)
+        per = (rss1 - rss0) * 1024 / max(len(conns), 1)
+        print(f"| {name} | {len(conns)} | {rss0} → {rss1} kB | {per:.0f} B | {threads} | {answer} |")
+        for c in conns:
+            c.close()
+        time.sleep(1.5)
+PY

@@ -8,12 +8,18 @@
  * unread data sends an RST, and `ab` reports that as "Connection reset by peer (104)".
  * The response leaves in one writev_sync, so Nagle never holds the body back.
  *
- * usage: http_server PORT [REQUESTS]   (stops after REQUESTS requests; default: never)
+ * With --per-request, idle keep-alive connections wait in resock's epoll (one thread for
+ * all of them) and a pool thread serves each request as it arrives; without it, each
+ * connection holds a thread for its whole life, as in the seed.
+ *
+ * usage: http_server [--per-request] PORT [REQUESTS]
+ *        (stops after REQUESTS requests; default: never)
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
 
@@ -49,33 +55,49 @@ static int read_request(int fd, int *http11)
     return -1;
 }
 
+/* Reads one request and answers it: 1 if the connection may stay open, 0 if it must
+ * close, -1 at EOF or on error. */
+static int serve_one(int fd, struct app *app)
+{
+    char head[160];
+    struct iovec iov[2];
+    int keep, http11 = 0;
+    long served;
+
+    if ((keep = read_request(fd, &http11)) < 0)
+        return -1;
+    snprintf(head, sizeof(head),
+             "HTTP/1.%d 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
+             http11, strlen(BODY), keep ? "Connection: Keep-Alive\r\n" : "Connection: close\r\n");
+    iov[0].iov_base = head;
+    iov[0].iov_len = strlen(head);
+    iov[1].iov_base = (void *) BODY;
+    iov[1].iov_len = strlen(BODY);
+    if (writev_sync(fd, iov, 2) < 0)
+        return -1;
+    served = atomic_fetch_add(&app->requests, 1) + 1;
+    if (app->max_requests > 0 && served >= app->max_requests)
+        resock_server_stop(app->server);
+    return keep;
+}
+
+/* Thread per connection (the seed's model): the handler loops over the keep-alive
+ * requests and owns the thread meanwhile; resock closes the fd when it returns. */
 static void handle(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user)
 {
-    struct app *app = user;
-    int keep, http11 = 0;
-
     (void) peer;
     (void) peerlen;
-    while ((keep = read_request(fd, &http11)) >= 0) {
-        char head[160];
-        struct iovec iov[2];
-        long served;
+    while (serve_one(fd, user) > 0)
+        ;
+}
 
-        snprintf(head, sizeof(head),
-                 "HTTP/1.%d 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
-                 http11, strlen(BODY), keep ? "Connection: Keep-Alive\r\n" : "Connection: close\r\n");
-        iov[0].iov_base = head;
-        iov[0].iov_len = strlen(head);
-        iov[1].iov_base = (void *) BODY;
-        iov[1].iov_len = strlen(BODY);
-        if (writev_sync(fd, iov, 2) < 0)
-            return;
-        served = atomic_fetch_add(&app->requests, 1) + 1;
-        if (app->max_requests > 0 && served >= app->max_requests)
-            resock_server_stop(app->server);
-        if (!keep)
-            return;                  /* resock closes the fd */
-    }
+/* Thread per request: called when the connection is readable, serves one request, and
+ * hands an idle keep-alive connection back to resock's epoll instead of waiting in a read. */
+static int handle_request(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user)
+{
+    (void) peer;
+    (void) peerlen;
+    return serve_one(fd, user) > 0 ? RESOCK_REQUEST_KEEP : RESOCK_REQUEST_CLOSE;
 }
 
 int main(int argc, char *argv[])
@@ -84,14 +106,21 @@ int main(int argc, char *argv[])
     resock_server_config cfg;
     resock_accept_stats st;
 
+    int per_request = argc > 1 && strcmp(argv[1], "--per-request") == 0;
+
+    argv += per_request;
+    argc -= per_request;
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PORT [REQUESTS]\n", argv[0]);
+        fprintf(stderr, "usage: http_server [--per-request] PORT [REQUESTS]\n");
         return 2;
     }
     app.max_requests = argc > 2 ? atol(argv[2]) : 0;
     resock_server_config_init(&cfg);
     cfg.port = argv[1];
-    cfg.handler = handle;
+    if (per_request)
+        cfg.request_handler = handle_request;
+    else
+        cfg.handler = handle;
     cfg.user = &app;
     app.server = resock_server_new(&cfg);
     CHECK(app.server != NULL);
@@ -100,10 +129,10 @@ int main(int argc, char *argv[])
     CHECK(resock_server_run(app.server) == 0);
     resock_server_join(app.server, 5000);
     resock_server_stats(app.server, &st);
-    printf("requests=%ld accepted=%llu peak=%llu emfile=%llu errors=%llu\n",
+    printf("requests=%ld accepted=%llu peak=%llu emfile=%llu errors=%llu shed=%llu\n",
            atomic_load(&app.requests), (unsigned long long) st.accepted,
            (unsigned long long) st.peak, (unsigned long long) st.emfile,
-           (unsigned long long) st.accept_errors);
+           (unsigned long long) st.accept_errors, (unsigned long long) st.shed);
     resock_server_free(app.server);
     return 0;
 }

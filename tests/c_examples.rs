@@ -424,7 +424,19 @@ fn http_exchange(stream: &mut std::net::TcpStream, request: &str) -> String {
 #[test]
 fn the_http_example_answers_plain_and_keep_alive_requests() {
     let exe = build("http_server", Link::Static);
-    let (child, port) = spawn_listening(&exe, &["0".into(), "3".into()]);
+    // A thread per connection, then a thread per request with idle connections in epoll.
+    for mode in [&[][..], &["--per-request".to_string()][..]] {
+        let args: Vec<String> = mode
+            .iter()
+            .cloned()
+            .chain(["0".into(), "3".into()])
+            .collect();
+        http_example_serves_three_requests(&exe, &args);
+    }
+}
+
+fn http_example_serves_three_requests(exe: &Path, args: &[String]) {
+    let (child, port) = spawn_listening(exe, args);
     let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
 
     let mut plain = connect();
