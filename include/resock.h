@@ -534,15 +534,16 @@ typedef struct resock_server_config {
  */
 typedef struct resock_accept_stats {
   /**
-   * Connections accepted and handed to a handler.
+   * Connections accepted and taken in (handed to a handler, or parked per request);
+   * those refused at once by `max_per_peer` or shed as newcomers are not counted.
    */
   uint64_t accepted;
   /**
-   * Handlers running now.
+   * Handlers running (or queued for a pool thread) now.
    */
   uint64_t active;
   /**
-   * The most handlers that ran at once.
+   * The most handlers that ran (or were queued) at once.
    */
   uint64_t peak;
   /**

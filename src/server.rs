@@ -80,11 +80,12 @@ use crate::wake::{self, Wake, Woken};
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AcceptStats {
-    /// Connections accepted and handed to a handler.
+    /// Connections accepted and taken in (handed to a handler, or parked per request);
+    /// those refused at once by `max_per_peer` or shed as newcomers are not counted.
     pub accepted: u64,
-    /// Handlers running now.
+    /// Handlers running (or queued for a pool thread) now.
     pub active: u64,
-    /// The most handlers that ran at once.
+    /// The most handlers that ran (or were queued) at once.
     pub peak: u64,
     /// Connections closed without a handler (no thread could be started for them).
     pub rejected: u64,
