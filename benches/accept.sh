@@ -10,6 +10,7 @@
 #    thread count, and whether a legitimate request is answered meanwhile (and how fast).
 #
 #     benches/accept.sh [REQUESTS] [CONCURRENCY] [ROUNDS]      (defaults: 50000 1000 3)
+#     IDLE_ONLY=1 benches/accept.sh                               (part 2 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-50000}
@@ -96,7 +97,9 @@ ab_rps() {
     failed=$(sed -n 's/^Failed requests: *//p' "$out/last.ab")
     echo "${rps:-0} ${failed:-all}"
 }
-for kind in plain keepalive; do
+kinds="plain keepalive"
+[ -n "${IDLE_ONLY:-}" ] && kinds=""
+for kind in $kinds; do
     if [ "$kind" = plain ]; then args=(-n "$requests" -c "$concurrency"); else args=(-k -n "$((requests * 2))" -c "$concurrency"); fi
     : > "$out/$kind.runs"
     for _ in $(seq "$rounds"); do
@@ -147,12 +150,13 @@ def legit(port):
         s = socket.create_connection(('127.0.0.1', port), timeout=10)
         s.settimeout(10)
         s.sendall(b'GET / HTTP/1.0\r\n\r\n')
-        ok = s.recv(100).startswith(b'HTTP/1.0 200')
+        head = s.recv(100)
+        ok = head.startswith(b'HTTP/1.') and b' 200 ' in head.split(b'\r\n')[0]
         s.close()
         return f"{(time.monotonic() - start) * 1e3:.1f} ms" if ok else "no answer"
     except OSError as e:
         return f"not answered in 10 s ({e.__class__.__name__})"
-print("| server | idle conns | RSS before → with them | per idle conn | threads | a request meanwhile |")
+print("| server | idle conns made / held | RSS before → with them | per held conn | threads | a request meanwhile |")
 print("|---|---|---|---|---|---|")
 for idle in (1100, 10000):
     for name, port, pid in servers:
@@ -165,9 +169,18 @@ for idle in (1100, 10000):
                 break
         time.sleep(1.5)
         rss1, threads = usage(pid)
+        # Held: still open from the server's side (a shed connection reads EOF or a reset).
+        held = 0
+        for c in conns:
+            try:
+                held += c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b''
+            except BlockingIOError:
+                held += 1
+            except OSError:
+                pass
         answer = legit(port)
-        per = (rss1 - rss0) * 1024 / max(len(conns), 1)
-        print(f"| {name} | {len(conns)} | {rss0} → {rss1} kB | {per:.0f} B | {threads} | {answer} |")
+        per = (rss1 - rss0) * 1024 / max(held, 1)
+        print(f"| {name} | {len(conns)} / {held} | {rss0} → {rss1} kB | {per:.0f} B | {threads} | {answer} |")
         for c in conns:
             c.close()
         time.sleep(1.5)
