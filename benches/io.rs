@@ -3,7 +3,7 @@
 //! syscalls per message; and the Nagle / delayed-ACK stall that TCP_NODELAY avoids.
 //! Runs alternate A B C A B C, and the tables give medians and min–max.
 //!
-//!     cargo bench --bench io --features count-syscalls [-- ROUNDS] [--svg FILE]
+//!     cargo bench -p resock --bench io --features bench [-- ROUNDS] [--svg FILE]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

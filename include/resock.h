@@ -50,7 +50,7 @@
 #define RESOCK_ABI_VERSION 1
 
 /**
- * Where a dialer or client is. In C: `RESOCK_STATE_*`.
+ * Where a dialer or client is.
  */
 typedef enum resock_state {
   /**
@@ -72,13 +72,13 @@ typedef enum resock_state {
   /**
    * Stopped for good.
    */
-  RESOCK_STATE_STOPPED = 4,
+  RESOCK_STATE_STOPPED = 4
 } resock_state;
 
 /**
  * What an errno means for a connection, coarse enough to decide what to do next.
  *
- * In C these are the `RESOCK_CLASS_*` constants returned by `resock_classify`.
+ * These are the `RESOCK_CLASS_*` constants returned by `resock_classify`.
  */
 typedef enum resock_class {
   /**
@@ -128,11 +128,11 @@ typedef enum resock_class {
   /**
    * Anything else.
    */
-  RESOCK_CLASS_OTHER = 11,
+  RESOCK_CLASS_OTHER = 11
 } resock_class;
 
 /**
- * How serious a message is. In C: `RESOCK_LEVEL_*`.
+ * How serious a message is.
  */
 typedef enum resock_log_level {
   /**
@@ -146,7 +146,7 @@ typedef enum resock_log_level {
   /**
    * A state change (connected, reconnecting).
    */
-  RESOCK_LOG_LEVEL_INFO = 2,
+  RESOCK_LOG_LEVEL_INFO = 2
 } resock_log_level;
 
 /**
@@ -278,7 +278,7 @@ typedef struct resock_client_config {
 } resock_client_config;
 
 /**
- * A snapshot of a dialer's or client's counters. In C: `resock_stats`.
+ * A snapshot of a dialer's or client's counters.
  *
  * Invariant: `attempts == connects + failures` (attempts cut short by a stop or a reset
  * are not counted).
@@ -406,7 +406,7 @@ typedef struct resock_server_config {
 } resock_server_config;
 
 /**
- * A snapshot of a server's counters. In C: `resock_accept_stats`.
+ * A snapshot of a server's counters.
  */
 typedef struct resock_accept_stats {
   /**
@@ -441,14 +441,14 @@ typedef struct resock_accept_stats {
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Fills `cfg` with the defaults: the dial defaults (see resock_dial_config), no
  * callbacks, record_size 0. A NULL `cfg` is ignored.
  *
- * # Safety
- * `cfg` is NULL or points to writable memory of sizeof(resock_client_config) bytes.
+ * Requires: `cfg` is NULL or points to writable memory of sizeof(resock_client_config)
+ * bytes.
  */
 void resock_client_config_init(struct resock_client_config *cfg);
 
@@ -460,9 +460,8 @@ void resock_client_config_init(struct resock_client_config *cfg);
  * rules, plus: record_size > 0 without on_record, record_size 0 without session), or the
  * error of creating the thread.
  *
- * # Safety
- * `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay valid until
- * resock_client_join returned or resock_client_free.
+ * Requires: `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay
+ * valid until resock_client_join returned or resock_client_free.
  */
 struct resock_client *resock_client_start(const struct resock_client_config *cfg);
 
@@ -472,8 +471,7 @@ struct resock_client *resock_client_start(const struct resock_client_config *cfg
  * (nothing is buffered for later), EPIPE/ECONNRESET when it died meanwhile, EINVAL for a
  * NULL client or buffer.
  *
- * # Safety
- * `c` is NULL or a live client; `buf` points to `n` readable bytes.
+ * Requires: `c` is NULL or a live client; `buf` points to `n` readable bytes.
  */
 int resock_client_send(struct resock_client *c, const void *buf, size_t n);
 
@@ -482,8 +480,7 @@ int resock_client_send(struct resock_client *c, const void *buf, size_t n);
  * The thread leaves a connect, a backoff or a blocked read at once (the live socket is
  * shut down). NULL is ignored.
  *
- * # Safety
- * `c` is NULL or a live client.
+ * Requires: `c` is NULL or a live client.
  */
 void resock_client_stop(struct resock_client *c);
 
@@ -492,8 +489,7 @@ void resock_client_stop(struct resock_client *c);
  * after max_attempts ran out). Returns 0 once joined — no callback runs after that — or
  * -1 with errno: ETIMEDOUT (still running), EDEADLK (called from a callback), EINVAL.
  *
- * # Safety
- * `c` is NULL or a live client.
+ * Requires: `c` is NULL or a live client.
  */
 int resock_client_join(struct resock_client *c, int timeout_ms);
 
@@ -501,8 +497,7 @@ int resock_client_join(struct resock_client *c, int timeout_ms);
  * Copies a snapshot of the client's counters into `*out` (the dialer's, plus eofs,
  * resets, bytes_in, bytes_out). Either pointer NULL: errno EINVAL, `*out` untouched.
  *
- * # Safety
- * `c` is NULL or a live client; `out` is NULL or writable.
+ * Requires: `c` is NULL or a live client; `out` is NULL or writable.
  */
 void resock_client_stats(const struct resock_client *c, struct resock_stats *out);
 
@@ -511,8 +506,8 @@ void resock_client_stats(const struct resock_client *c, struct resock_stats *out
  * the thread finishes on its own after the callback returns) and frees it. NULL is
  * ignored.
  *
- * # Safety
- * `c` is NULL or a live client that no other thread uses any more; it is invalid after.
+ * Requires: `c` is NULL or a live client that no other thread uses any more; it is invalid
+ * after.
  */
 void resock_client_free(struct resock_client *c);
 
@@ -520,8 +515,8 @@ void resock_client_free(struct resock_client *c);
  * Fills `cfg` with the defaults (see each field); `host` and `port` are NULL. A NULL
  * `cfg` is ignored.
  *
- * # Safety
- * `cfg` is NULL or points to writable memory of sizeof(resock_dial_config) bytes.
+ * Requires: `cfg` is NULL or points to writable memory of sizeof(resock_dial_config)
+ * bytes.
  */
 void resock_dial_config_init(struct resock_dial_config *cfg);
 
@@ -531,8 +526,7 @@ void resock_dial_config_init(struct resock_dial_config *cfg);
  * 0, multiplier < 1, max < initial, jitter outside [0, 1], negative values, a
  * struct_size that is too small (E2BIG: unknown non-zero trailing fields).
  *
- * # Safety
- * `cfg` is NULL or a valid resock_dial_config of `cfg->struct_size` bytes.
+ * Requires: `cfg` is NULL or a valid resock_dial_config of `cfg->struct_size` bytes.
  */
 struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
 
@@ -547,8 +541,7 @@ struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
  * `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
  * handle(buf); resock_hangup(d, fd); }`
  *
- * # Safety
- * `d` is NULL or a live dialer.
+ * Requires: `d` is NULL or a live dialer.
  */
 int resock_dial(struct resock_dialer *d);
 
@@ -559,8 +552,7 @@ int resock_dial(struct resock_dialer *d);
  * negative fd (nothing is noted), EINVAL for a NULL dialer (the fd is not closed), or the
  * close error (the fd is gone either way).
  *
- * # Safety
- * `d` is NULL or a live dialer; `fd` is an fd the caller owns and gives up.
+ * Requires: `d` is NULL or a live dialer; `fd` is an fd the caller owns and gives up.
  */
 int resock_hangup(struct resock_dialer *d, int fd);
 
@@ -569,8 +561,7 @@ int resock_hangup(struct resock_dialer *d, int fd);
  * connect or a backoff returns -1/ECANCELED at once, and so does every later one. NULL is
  * ignored.
  *
- * # Safety
- * `d` is NULL or a live dialer.
+ * Requires: `d` is NULL or a live dialer.
  */
 void resock_dialer_stop(struct resock_dialer *d);
 
@@ -578,8 +569,7 @@ void resock_dialer_stop(struct resock_dialer *d);
  * Forgets the backoff (the network came back): the next attempt starts at once, even if
  * a resock_dial is waiting right now. Callable from any thread; NULL is ignored.
  *
- * # Safety
- * `d` is NULL or a live dialer.
+ * Requires: `d` is NULL or a live dialer.
  */
 void resock_dialer_reset(struct resock_dialer *d);
 
@@ -587,16 +577,15 @@ void resock_dialer_reset(struct resock_dialer *d);
  * Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
  * + failures). Either pointer NULL: errno EINVAL, `*out` untouched.
  *
- * # Safety
- * `d` is NULL or a live dialer; `out` is NULL or writable.
+ * Requires: `d` is NULL or a live dialer; `out` is NULL or writable.
  */
 void resock_dialer_stats(const struct resock_dialer *d, struct resock_stats *out);
 
 /**
  * Frees a dialer (stop it first if another thread may be dialing). NULL is ignored.
  *
- * # Safety
- * `d` is NULL or a live dialer that no other thread uses any more; it is invalid after.
+ * Requires: `d` is NULL or a live dialer that no other thread uses any more; it is invalid
+ * after.
  */
 void resock_dialer_free(struct resock_dialer *d);
 
@@ -604,8 +593,7 @@ void resock_dialer_free(struct resock_dialer *d);
  * Fills `opts` with the defaults of the _sync calls: struct_size set, no deadline, no
  * flags. A NULL `opts` is ignored.
  *
- * # Safety
- * `opts` is NULL or points to writable memory of sizeof(resock_io_opts) bytes.
+ * Requires: `opts` is NULL or points to writable memory of sizeof(resock_io_opts) bytes.
  */
 void resock_io_opts_init(struct resock_io_opts *opts);
 
@@ -624,8 +612,8 @@ void resock_io_opts_init(struct resock_io_opts *opts);
  * `n > SSIZE_MAX` or a NULL buffer with `n > 0`: -1/EINVAL with no syscall. The fd is
  * borrowed, never closed. No global state: threads may call it on distinct fds at once.
  *
- * # Safety
- * `buffer` points to `n` writable bytes (an invalid pointer gives EFAULT from the kernel).
+ * Requires: `buffer` points to `n` writable bytes (an invalid pointer gives EFAULT from
+ * the kernel).
  */
 ssize_t readn_sync(int fd, void *buffer, size_t n);
 
@@ -640,8 +628,8 @@ ssize_t readn_sync(int fd, void *buffer, size_t n);
  * an O_NONBLOCK fd is polled, EAGAIN on a blocking socket (SO_SNDTIMEO expired) is
  * returned. `n == 0`, `n > SSIZE_MAX` and NULL as for readn_sync. The fd is borrowed.
  *
- * # Safety
- * `buffer` points to `n` readable bytes (an invalid pointer gives EFAULT from the kernel).
+ * Requires: `buffer` points to `n` readable bytes (an invalid pointer gives EFAULT from
+ * the kernel).
  */
 ssize_t writen_sync(int fd, const void *buffer, size_t n);
 
@@ -653,8 +641,7 @@ ssize_t writen_sync(int fd, const void *buffer, size_t n);
  * `iov`, a NULL `iov_base` with a non-zero length, or a total above SSIZE_MAX: -1/EINVAL
  * with no syscall. The caller's array is not modified.
  *
- * # Safety
- * `iov` points to `iovcnt` readable iovecs, each describing readable memory.
+ * Requires: `iov` points to `iovcnt` readable iovecs, each describing readable memory.
  */
 ssize_t writev_sync(int fd, const struct iovec *iov, int iovcnt);
 
@@ -671,8 +658,7 @@ ssize_t writev_sync(int fd, const struct iovec *iov, int iovcnt);
  * returns 0 with no syscall (buffer may be NULL); `maxlen > SSIZE_MAX` or a NULL buffer:
  * -1/EINVAL.
  *
- * # Safety
- * `buffer` points to `maxlen` writable bytes.
+ * Requires: `buffer` points to `maxlen` writable bytes.
  */
 ssize_t readline_sync(int fd, void *buffer, size_t maxlen);
 
@@ -685,9 +671,8 @@ ssize_t readline_sync(int fd, void *buffer, size_t maxlen);
  * timeout_ms < -1, unknown flags) gives -1/EINVAL, and unknown non-zero trailing fields of
  * a bigger struct -1/E2BIG, before any syscall.
  *
- * # Safety
- * `buf` points to `n` writable bytes; `opts` is NULL or a valid resock_io_opts of
- * `opts->struct_size` bytes; `done` is NULL or writable.
+ * Requires: `buf` points to `n` writable bytes; `opts` is NULL or a valid resock_io_opts
+ * of `opts->struct_size` bytes; `done` is NULL or writable.
  */
 ssize_t resock_readn(int fd, void *buf, size_t n, const struct resock_io_opts *opts, size_t *done);
 
@@ -696,8 +681,7 @@ ssize_t resock_readn(int fd, void *buf, size_t n, const struct resock_io_opts *o
  * receives the bytes written, on success and on every error. Returns and `opts` as
  * resock_readn.
  *
- * # Safety
- * `buf` points to `n` readable bytes; `opts` and `done` as for resock_readn.
+ * Requires: `buf` points to `n` readable bytes; `opts` and `done` as for resock_readn.
  */
 ssize_t resock_writen(int fd,
                       const void *buf,
@@ -709,8 +693,7 @@ ssize_t resock_writen(int fd,
  * writev_sync with options and a count that survives every outcome: `*done` (if not NULL)
  * receives the bytes written. Returns and `opts` as resock_readn.
  *
- * # Safety
- * `iov` as for writev_sync; `opts` and `done` as for resock_readn.
+ * Requires: `iov` as for writev_sync; `opts` and `done` as for resock_readn.
  */
 ssize_t resock_writev(int fd,
                       const struct iovec *iov,
@@ -723,8 +706,8 @@ ssize_t resock_writev(int fd,
  * the flags of resock_readn. `*done` (if not NULL) receives the bytes stored, whatever the
  * outcome. Returns as readline_sync, plus -1/ETIMEDOUT at the deadline.
  *
- * # Safety
- * `buf` points to `maxlen` writable bytes; `opts` and `done` as for resock_readn.
+ * Requires: `buf` points to `maxlen` writable bytes; `opts` and `done` as for
+ * resock_readn.
  */
 ssize_t resock_readline(int fd,
                         void *buf,
@@ -771,8 +754,7 @@ int resock_should_reconnect(int errnum);
  * valid only during the call. `f` runs on whichever thread logs, with no resock lock
  * held, and must be thread-safe.
  *
- * # Safety
- * `f` (if not NULL) and `user` stay valid until the next resock_set_log call.
+ * Requires: `f` (if not NULL) and `user` stay valid until the next resock_set_log call.
  */
 void resock_set_log(void (*f)(int level, const char *msg, void *user), void *user);
 
@@ -785,8 +767,7 @@ void resock_set_log(void (*f)(int level, const char *msg, void *user), void *use
  * result >= len means it was cut; call with NULL, 0 to size a buffer), or -1/EINVAL for a
  * NULL buffer with len > 0.
  *
- * # Safety
- * `buf` is NULL (with len 0) or points to `len` writable bytes.
+ * Requires: `buf` is NULL (with len 0) or points to `len` writable bytes.
  */
 ssize_t resock_doctor_report(char *buf, size_t len);
 
@@ -803,8 +784,7 @@ ssize_t resock_doctor_report(char *buf, size_t len);
  * (unreachable, or the name does not resolve), EINVAL (NULL host, NULL port for TCP,
  * timeout_ms 0 or below -1, a port that is not a number or service).
  *
- * # Safety
- * `host` and `port` are NULL or NUL-terminated strings.
+ * Requires: `host` and `port` are NULL or NUL-terminated strings.
  */
 int resock_connect(const char *host, const char *port, int timeout_ms);
 
@@ -818,8 +798,7 @@ int resock_connect(const char *host, const char *port, int timeout_ms);
  * (net.core.somaxconn): a small backlog is why `ab -c 1000` sees "Connection reset by
  * peer". Errors: EADDRINUSE, EACCES, EINVAL (NULL port for TCP).
  *
- * # Safety
- * `host` and `port` are NULL or NUL-terminated strings.
+ * Requires: `host` and `port` are NULL or NUL-terminated strings.
  */
 int resock_listen(const char *host, const char *port, int backlog);
 
@@ -852,8 +831,8 @@ int resock_set_user_timeout(int fd, unsigned int ms);
  * Fills `cfg` with the defaults (see each field): all addresses, no port, no handler.
  * A NULL `cfg` is ignored.
  *
- * # Safety
- * `cfg` is NULL or points to writable memory of sizeof(resock_server_config) bytes.
+ * Requires: `cfg` is NULL or points to writable memory of sizeof(resock_server_config)
+ * bytes.
  */
 void resock_server_config_init(struct resock_server_config *cfg);
 
@@ -863,9 +842,8 @@ void resock_server_config_init(struct resock_server_config *cfg);
  * EINVAL (NULL cfg, port or handler, max_connections 0, struct_size too small), E2BIG,
  * EADDRINUSE, EACCES.
  *
- * # Safety
- * `cfg` is NULL or a valid resock_server_config; the handler and `user` stay valid while
- * handlers may run (until resock_server_join reported 0 running).
+ * Requires: `cfg` is NULL or a valid resock_server_config; the handler and `user` stay
+ * valid while handlers may run (until resock_server_join reported 0 running).
  */
 struct resock_server *resock_server_new(const struct resock_server_config *cfg);
 
@@ -873,8 +851,7 @@ struct resock_server *resock_server_new(const struct resock_server_config *cfg);
  * The TCP port the server listens on (after port "0"), or -1 with errno (EINVAL for
  * NULL or a "unix:" server, EBADF once stopped).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_port(const struct resock_server *s);
 
@@ -883,16 +860,14 @@ int resock_server_port(const struct resock_server *s);
  * goes to a pooled thread running the handler. Returns 0 once stopped (the listener is
  * then closed), or -1 with errno (EBUSY if the loop runs or ran already, EINVAL).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_run(struct resock_server *s);
 
 /**
  * resock_server_run on a thread of its own; returns 0, or -1 with errno (EBUSY, EAGAIN).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_start(struct resock_server *s);
 
@@ -900,8 +875,7 @@ int resock_server_start(struct resock_server *s);
  * Stops accepting at once; callable from any thread, a handler or a signal-driven loop's
  * thread. Running handlers go on. NULL is ignored.
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 void resock_server_stop(struct resock_server *s);
 
@@ -910,8 +884,7 @@ void resock_server_stop(struct resock_server *s);
  * (-1: as long as it takes) for the running handlers. Returns how many handlers are still
  * running (0: all done), or -1 with errno EINVAL.
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_join(struct resock_server *s, int grace_ms);
 
@@ -919,8 +892,7 @@ int resock_server_join(struct resock_server *s, int grace_ms);
  * Copies a snapshot of the server's counters into `*out`. Either pointer NULL: errno
  * EINVAL, `*out` untouched.
  *
- * # Safety
- * `s` is NULL or a live server; `out` is NULL or writable.
+ * Requires: `s` is NULL or a live server; `out` is NULL or writable.
  */
 void resock_server_stats(const struct resock_server *s, struct resock_accept_stats *out);
 
@@ -928,13 +900,13 @@ void resock_server_stats(const struct resock_server *s, struct resock_accept_sta
  * Stops the server, waits for its accept loop, and frees it. Handlers still running
  * finish on their own (their `user` must stay valid until they return). NULL is ignored.
  *
- * # Safety
- * `s` is NULL or a live server that no other thread uses any more; it is invalid after.
+ * Requires: `s` is NULL or a live server that no other thread uses any more; it is invalid
+ * after.
  */
 void resock_server_free(struct resock_server *s);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif  /* __cplusplus */
 
 #endif  /* RESOCK_H */

@@ -1,7 +1,6 @@
 //! `resock`: the library's command line — a narrated demo of the seed's faults, and errno
 //! explanations.
 
-#[path = "resock/demo.rs"]
 mod demo;
 
 use std::process::ExitCode;
