@@ -7,6 +7,9 @@
 //! not uplift a test build's staticlib/cdylib, and building into the outer target dir while
 //! `cargo test` holds its lock could hang.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -214,7 +217,7 @@ fn examples_run_against_the_static_and_the_shared_library() {
 #[test]
 fn examples_are_clean_under_valgrind() {
     if valgrind().is_none() {
-        println!("skipped: valgrind is not installed (apt-get install valgrind)");
+        skip::skip("valgrind is not installed (apt-get install valgrind)");
         return;
     }
     for (name, expect) in EXAMPLES {
@@ -376,7 +379,7 @@ fn the_record_client_survives_a_server_restart() {
 #[test]
 fn the_clients_are_clean_under_valgrind() {
     if valgrind().is_none() {
-        println!("skipped: valgrind is not installed (apt-get install valgrind)");
+        skip::skip("valgrind is not installed (apt-get install valgrind)");
         return;
     }
     for client in ["seed_client", "dial_loop", "record_client"] {
@@ -499,7 +502,7 @@ fn the_plain_install_works_with_pkg_config() {
         .output()
         .is_err()
     {
-        println!("skipped: pkg-config is not installed (apt-get install pkg-config)");
+        skip::skip("pkg-config is not installed (apt-get install pkg-config)");
         return;
     }
     let prefix = temp_prefix("plain-install");
@@ -525,7 +528,7 @@ fn cargo_cinstall_works_with_pkg_config() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_cargo_c {
-        println!("skipped: cargo-c is not installed (cargo install cargo-c)");
+        skip::skip("cargo-c is not installed (cargo install cargo-c)");
         return;
     }
     let prefix = temp_prefix("capi-install");

@@ -5,6 +5,8 @@
 //! connection, the client reconnects, and no fd or thread leaks.
 
 mod common;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -466,11 +468,11 @@ impl Drop for Netns {
 
 fn a_vanished_peer_is_detected_by_keepalive_and_the_client_comes_back() {
     if unsafe { libc::geteuid() } != 0 {
-        println!("skipped: network namespaces need root");
+        skip::skip("network namespaces need root");
         return;
     }
     let Some(ns) = Netns::create() else {
-        println!("skipped: could not create network namespaces (ip netns add failed)");
+        skip::skip("could not create network namespaces (ip netns add failed)");
         return;
     };
     let ns = Arc::new(ns);
