@@ -42,6 +42,7 @@ fn main() {
         &header::version_script(&functions),
     );
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{SONAME}");
+    link_soname_in_target_dir();
 
     let version = env::var("CARGO_PKG_VERSION").unwrap_or_default();
     for (file, page) in man::section3(&functions, &version) {
@@ -75,6 +76,23 @@ fn generate_header(dir: &Path) -> String {
             String::from_utf8(out).expect("cbindgen writes UTF-8")
         }
         Err(e) => panic!("cbindgen could not generate include/resock.h: {e}"),
+    }
+}
+
+/// A program linked with `-Ltarget/release -lresock` records the soname as what it needs,
+/// so target/release/libresock.so.0 must exist beside libresock.so: a symlink, made here
+/// (before the link it points to exists), in the profile directory OUT_DIR is under.
+fn link_soname_in_target_dir() {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // OUT_DIR is <target>/[<triple>/]<profile>/build/<package>-<hash>/out.
+    let Some(profile_dir) = out.ancestors().nth(3) else {
+        return;
+    };
+    let link = profile_dir.join(SONAME);
+    if fs::read_link(&link).is_err() {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("libresock.so", &link)
+            .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
     }
 }
 

@@ -1,12 +1,16 @@
 #!/usr/bin/env sh
-# Installs resock without cargo-c: the static and shared libraries, the headers and a
-# pkg-config file, under PREFIX (default /usr/local).
+# Installs resock without cargo-c under PREFIX (default /usr/local):
+#   lib/libresock.a, lib/libresock.so.VERSION (soname libresock.so.0, every symbol
+#   versioned RESOCK_0 by abi/resock.map) with the libresock.so.0 and libresock.so links,
+#   lib/pkgconfig/resock.pc, lib/cmake/resock/ (find_package(resock)), include/resock.h,
+#   include/resock_compat.h and share/man/man{1,3,7}.
 #
 #     scripts/install.sh [--lib-dir DIR] [PREFIX]
 #
-# --lib-dir takes libresock.a and libresock.so from DIR instead of building them with
-# `cargo build --release`. (cargo cinstall, configured in Cargo.toml, also sets a versioned
-# soname; this plain path installs an unversioned libresock.so.)
+# --lib-dir takes libresock.a from DIR instead of building it with
+# `cargo build --release --lib`. The shared library is linked here from libresock.a:
+# rustc gives its own cdylib an unversioned symbol list that a second version script
+# cannot override, and both are made from the same objects.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -21,10 +25,24 @@ if [ -z "$lib_dir" ]; then
     lib_dir=target/release
 fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+soname=libresock.so.0
+native_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
-mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-cp "$lib_dir/libresock.a" "$lib_dir/libresock.so" "$prefix/lib/"
+mkdir -p "$prefix/lib/pkgconfig" "$prefix/lib/cmake/resock" "$prefix/include"
+cp "$lib_dir/libresock.a" "$prefix/lib/"
+# shellcheck disable=SC2086 # native_libs is a list of flags
+${CC:-cc} -shared -o "$prefix/lib/libresock.so.$version" \
+    -Wl,--whole-archive "$lib_dir/libresock.a" -Wl,--no-whole-archive \
+    -Wl,--version-script=abi/resock.map -Wl,-soname,$soname \
+    -Wl,--gc-sections -Wl,-z,relro,-z,now -Wl,-O1 -Wl,--strip-debug $native_libs
+ln -sf "libresock.so.$version" "$prefix/lib/$soname"
+ln -sf "$soname" "$prefix/lib/libresock.so"
 cp include/resock.h include/resock_compat.h "$prefix/include/"
+cp cmake/resockConfig.cmake cmake/resockConfigVersion.cmake "$prefix/lib/cmake/resock/"
+for section in 1 3 7; do
+    mkdir -p "$prefix/share/man/man$section"
+    cp man/man$section/*.$section "$prefix/share/man/man$section/"
+done
 cat > "$prefix/lib/pkgconfig/resock.pc" <<PC
 prefix=$prefix
 libdir=\${prefix}/lib
@@ -34,7 +52,11 @@ Name: resock
 Description: Socket I/O that survives the real world (readn/writen, reconnect, accept loop)
 Version: $version
 Libs: -L\${libdir} -lresock
-Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+Libs.private: $native_libs
 Cflags: -I\${includedir}
 PC
 echo "installed resock $version under $prefix"
+case "$prefix" in
+    /usr | /usr/local) echo "run ldconfig (as root) so the loader finds $soname" ;;
+    *) echo "outside the loader's path: link with -Wl,-rpath,$prefix/lib or set LD_LIBRARY_PATH" ;;
+esac

@@ -41,3 +41,8 @@ mod sys;
 mod wake;
 
 pub use error::{Class, Error, Partial};
+
+/// The README's Rust example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
