@@ -5,20 +5,25 @@
 #   lib/pkgconfig/resock.pc, lib/cmake/resock/ (find_package(resock)), include/resock.h,
 #   include/resock_compat.h and share/man/man{1,3,7}.
 #
-#     scripts/install.sh [--lib-dir DIR] [PREFIX]
+#     scripts/install.sh [--lib-dir DIR] [--keep-debug] [PREFIX]
 #
 # --lib-dir takes libresock.a from DIR instead of building it with
-# `cargo build --release --lib`. The shared library is linked here from libresock.a:
+# `cargo build --release --lib`; --keep-debug keeps its DWARF in the shared library (the
+# ABI check reads types from it). The shared library is linked here from libresock.a:
 # rustc gives its own cdylib an unversioned symbol list that a second version script
 # cannot override, and both are made from the same objects.
 set -eu
 cd "$(dirname "$0")/.."
 
 lib_dir=""
-if [ "${1:-}" = "--lib-dir" ]; then
-    lib_dir=$2
-    shift 2
-fi
+strip_debug=-Wl,--strip-debug
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --lib-dir) lib_dir=$2; shift 2 ;;
+        --keep-debug) strip_debug=""; shift ;;
+        *) break ;;
+    esac
+done
 prefix=${1:-/usr/local}
 if [ -z "$lib_dir" ]; then
     cargo build --release --lib --locked
@@ -30,11 +35,11 @@ native_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/lib/cmake/resock" "$prefix/include"
 cp "$lib_dir/libresock.a" "$prefix/lib/"
-# shellcheck disable=SC2086 # native_libs is a list of flags
+# shellcheck disable=SC2086 # native_libs is a list of flags, strip_debug one or none
 ${CC:-cc} -shared -o "$prefix/lib/libresock.so.$version" \
     -Wl,--whole-archive "$lib_dir/libresock.a" -Wl,--no-whole-archive \
     -Wl,--version-script=abi/resock.map -Wl,-soname,$soname \
-    -Wl,--gc-sections -Wl,-z,relro,-z,now -Wl,-O1 -Wl,--strip-debug $native_libs
+    -Wl,--gc-sections -Wl,-z,relro,-z,now -Wl,-O1 $strip_debug $native_libs
 ln -sf "libresock.so.$version" "$prefix/lib/$soname"
 ln -sf "$soname" "$prefix/lib/libresock.so"
 cp include/resock.h include/resock_compat.h "$prefix/include/"
