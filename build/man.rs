@@ -65,7 +65,11 @@ fn page(f: &Function, all: &[Function], version: &str) -> String {
 
 /// The doc comment's opening clause, for the NAME line (`whatis`, `apropos`).
 fn summary(doc: &str) -> String {
-    let flat = doc.replace('`', "").split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = doc
+        .replace('`', "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let end = [". ", ": ", "; ", " (", " — "]
         .iter()
         .filter_map(|stop| flat.find(stop))

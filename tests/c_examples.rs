@@ -698,10 +698,7 @@ fn a_leftover_legacy_definition_fails_the_build_loudly() {
         .output()
         .expect("run the C compiler");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a second readn compiled:\n{stderr}"
-    );
+    assert!(!out.status.success(), "a second readn compiled:\n{stderr}");
     assert!(
         stderr.contains("redefinition of") && stderr.contains("delete your rdwrn.c/readline.c"),
         "the error does not say what to do:\n{stderr}"

@@ -109,7 +109,10 @@ fn every_resock_name_in_a_comment_is_declared() {
                 Some(family) => declared.iter().any(|d| d.starts_with(family)),
                 None => declared.contains(&name.as_str()),
             };
-            assert!(ok, "resock.h mentions {name}, which it does not declare: {line}");
+            assert!(
+                ok,
+                "resock.h mentions {name}, which it does not declare: {line}"
+            );
             checked += 1;
         }
     }
