@@ -7,26 +7,30 @@
 #
 #     scripts/install.sh [--lib-dir DIR] [--keep-debug] [PREFIX]
 #
-# --lib-dir takes libresock.a from DIR instead of building it with
-# `cargo build --release --lib`; --keep-debug keeps its DWARF in the shared library (the
-# ABI check reads types from it). The shared library is linked here from libresock.a:
-# rustc gives its own cdylib an unversioned symbol list that a second version script
-# cannot override, and both are made from the same objects.
+# --lib-dir takes libresock.a from DIR instead of building it (with LTO) by
+# `cargo rustc --release --lib --crate-type staticlib`; --keep-debug keeps the DWARF that
+# is otherwise stripped from both libraries (the ABI check reads types from it).
+#
+# The shared library is linked here from libresock.a: rustc gives its own cdylib an
+# unversioned symbol list that a second version script cannot override, and both are made
+# from the same objects.
 set -eu
 cd "$(dirname "$0")/.."
 
 lib_dir=""
-strip_debug=-Wl,--strip-debug
+strip_flag=-Wl,--strip-all
 while [ $# -gt 0 ]; do
     case "$1" in
         --lib-dir) lib_dir=$2; shift 2 ;;
-        --keep-debug) strip_debug=""; shift ;;
+        --keep-debug) strip_flag=""; shift ;;
         *) break ;;
     esac
 done
 prefix=${1:-/usr/local}
 if [ -z "$lib_dir" ]; then
-    cargo build --release --lib --locked
+    # The static library alone: beside the rlib of a plain build rustc skips LTO, which is
+    # what shrinks libresock.a (BENCHMARKS.md, "Sizes").
+    cargo rustc --release --lib --locked --crate-type staticlib
     lib_dir=target/release
 fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -35,11 +39,15 @@ native_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/lib/cmake/resock" "$prefix/include"
 cp "$lib_dir/libresock.a" "$prefix/lib/"
-# shellcheck disable=SC2086 # native_libs is a list of flags, strip_debug one or none
+if [ -n "$strip_flag" ]; then
+    # Debug info only: the symbols stay, so programs still link against it.
+    ${STRIP:-strip} --strip-debug "$prefix/lib/libresock.a"
+fi
+# shellcheck disable=SC2086 # native_libs is a list of flags, strip_flag one or none
 ${CC:-cc} -shared -o "$prefix/lib/libresock.so.$version" \
     -Wl,--whole-archive "$lib_dir/libresock.a" -Wl,--no-whole-archive \
     -Wl,--version-script=abi/resock.map -Wl,-soname,$soname \
-    -Wl,--gc-sections -Wl,-z,relro,-z,now -Wl,-O1 $strip_debug $native_libs
+    -Wl,--gc-sections -Wl,-z,relro,-z,now -Wl,-O1 $strip_flag $native_libs
 ln -sf "libresock.so.$version" "$prefix/lib/$soname"
 ln -sf "$soname" "$prefix/lib/libresock.so"
 cp include/resock.h include/resock_compat.h "$prefix/include/"
