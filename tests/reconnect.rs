@@ -209,7 +209,13 @@ fn accept_then_rst_flapping_keeps_backing_off() {
         "{} connects, a non-resetting backoff allows {bound}",
         s.connects
     );
-    assert_eq!(accepted as u64, s.connects);
+    // Every connect the dialer counted was accepted. The server may accept one more per
+    // failed attempt: on a busy machine its RST can land before the dialer's poll wakes,
+    // and SO_ERROR then reports ECONNRESET for a handshake that completed.
+    assert!(
+        (s.connects..=s.attempts).contains(&(accepted as u64)),
+        "{accepted} accepted: {s:?}"
+    );
 }
 
 #[test]
