@@ -1,14 +1,27 @@
-//! Generates include/resock.h from src/ffi with cbindgen, rewriting it only when its content
-//! changed, so the committed header is always the one this source produces (CI fails on a
-//! `git diff` of include/).
+//! Generates include/resock.h from src/ffi with cbindgen (polished into C89-clean C by
+//! build/header.rs), rewriting it only when its content changed, so the committed header
+//! is always the one this source produces (CI fails on a `git diff` of include/, abi/ and
+//! man/). From the header's function list it writes the linker version script
+//! (abi/resock.map) and the section-3 man pages (man/man3), and it gives the shared library
+//! its soname.
+
+#[path = "build/header.rs"]
+mod header;
+#[path = "build/man.rs"]
+mod man;
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The soname's major: bumped with RESOCK_ABI_VERSION on an incompatible change, together
+/// with the version node of the version script and the ABI baseline (scripts/abi-baseline.sh).
+const SONAME: &str = "libresock.so.0";
 
 fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=build");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=Cargo.toml");
     // Tests compile C with the same compiler target as the crate.
@@ -17,6 +30,31 @@ fn main() {
         env::var("TARGET").unwrap_or_default()
     );
 
+    let text = header::polish(&generate_header(&dir));
+    write_if_changed(&dir.join("include").join("resock.h"), &text);
+    let functions = header::functions(&text);
+
+    // rustc hands the linker its own (unversioned) version script first, and the first one
+    // wins, so the versioned library is relinked from libresock.a with abi/resock.map by
+    // scripts/install.sh. The soname needs no script: `cargo build --release` sets it.
+    write_if_changed(
+        &dir.join("abi").join("resock.map"),
+        &header::version_script(&functions),
+    );
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{SONAME}");
+    link_soname_in_target_dir();
+
+    let version = env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    for (file, page) in man::section3(&functions, &version) {
+        write_if_changed(&dir.join("man").join("man3").join(file), &page);
+    }
+
+    #[cfg(feature = "bench")]
+    compile_seed_loop(&dir);
+}
+
+/// cbindgen's rendering of src/ffi, with the version macros from Cargo.toml.
+fn generate_header(dir: &Path) -> String {
     let mut config =
         cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
     let version = |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).unwrap_or_default();
@@ -27,32 +65,54 @@ fn main() {
         version("MINOR"),
         version("PATCH"),
     ));
-    let header = match cbindgen::Builder::new()
-        .with_crate(&dir)
+    match cbindgen::Builder::new()
+        .with_crate(dir)
         .with_config(config)
         .generate()
     {
         Ok(bindings) => {
             let mut out = Vec::new();
             bindings.write(&mut out);
-            out
+            String::from_utf8(out).expect("cbindgen writes UTF-8")
         }
         Err(e) => panic!("cbindgen could not generate include/resock.h: {e}"),
-    };
-    compile_seed_loop(&dir);
-
-    let path = dir.join("include").join("resock.h");
-    if fs::read(&path).ok().as_deref() != Some(&header[..]) {
-        fs::create_dir_all(dir.join("include")).expect("create include/");
-        fs::write(&path, header).expect("write include/resock.h");
     }
 }
 
-/// The seed's C loop, the baseline of the benches: -O2, linked into bench targets only.
-fn compile_seed_loop(dir: &std::path::Path) {
+/// A program linked with `-Ltarget/release -lresock` records the soname as what it needs,
+/// so target/release/libresock.so.0 must exist beside libresock.so: a symlink, made here
+/// (before the link it points to exists), in the profile directory OUT_DIR is under.
+fn link_soname_in_target_dir() {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // OUT_DIR is <target>/[<triple>/]<profile>/build/<package>-<hash>/out.
+    let Some(profile_dir) = out.ancestors().nth(3) else {
+        return;
+    };
+    let link = profile_dir.join(SONAME);
+    if fs::read_link(&link).is_err() {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("libresock.so", &link)
+            .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+    }
+}
+
+/// Writes `text` unless the file already holds it (an unchanged mtime rebuilds nothing).
+fn write_if_changed(path: &Path, text: &str) {
+    if fs::read(path).ok().as_deref() != Some(text.as_bytes()) {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create the output directory");
+        }
+        fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}
+
+/// The seed's C loop, the baseline of `cargo bench --bench io` (feature `bench`): -O2,
+/// linked into bench targets only.
+#[cfg(feature = "bench")]
+fn compile_seed_loop(dir: &Path) {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let src = dir.join("benches").join("seed_loop.c");
     println!("cargo:rerun-if-changed={}", src.display());
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     cc::Build::new()
         .file(&src)
         .opt_level(2)

@@ -5,7 +5,7 @@
 //! TCP_NODELAY avoids.
 //! Runs alternate A B C A B C, and the tables give medians and min–max.
 //!
-//!     cargo bench --bench io --features count-syscalls [-- ROUNDS] [--svg FILE] [--small]
+//!     cargo bench -p resock --bench io --features bench [-- ROUNDS] [--svg FILE] [--small]
 //!
 //! `--small` runs only the small-message table.
 

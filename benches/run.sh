@@ -11,7 +11,7 @@ mkdir -p "$(dirname "$output")" docs
 {
     echo "# resock benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, Linux $(uname -r)"
     echo
-    cargo bench --quiet --bench io --features count-syscalls -- 7 --svg docs/throughput.svg 2>/dev/null
+    cargo bench --quiet -p resock --bench io --features bench -- 7 --svg docs/throughput.svg 2>/dev/null
     echo
     echo "## Reconnect"
     echo

@@ -71,7 +71,7 @@
 #define RESOCK_REQUEST_KEEP 1
 
 /**
- * Where a dialer or client is. In C: `RESOCK_STATE_*`.
+ * Where a dialer or client is.
  */
 typedef enum resock_state {
   /**
@@ -93,13 +93,13 @@ typedef enum resock_state {
   /**
    * Stopped for good.
    */
-  RESOCK_STATE_STOPPED = 4,
+  RESOCK_STATE_STOPPED = 4
 } resock_state;
 
 /**
  * What an errno means for a connection, coarse enough to decide what to do next.
  *
- * In C these are the `RESOCK_CLASS_*` constants returned by `resock_classify`.
+ * These are the `RESOCK_CLASS_*` constants returned by `resock_classify`.
  */
 typedef enum resock_class {
   /**
@@ -149,11 +149,11 @@ typedef enum resock_class {
   /**
    * Anything else.
    */
-  RESOCK_CLASS_OTHER = 11,
+  RESOCK_CLASS_OTHER = 11
 } resock_class;
 
 /**
- * How serious a message is. In C: `RESOCK_LOG_LEVEL_*`.
+ * How serious a message is.
  */
 typedef enum resock_log_level {
   /**
@@ -167,7 +167,7 @@ typedef enum resock_log_level {
   /**
    * A state change (connected, reconnecting).
    */
-  RESOCK_LOG_LEVEL_INFO = 2,
+  RESOCK_LOG_LEVEL_INFO = 2
 } resock_log_level;
 
 /**
@@ -183,7 +183,7 @@ typedef enum resock_at_cap {
   /**
    * Stop accepting until a connection ends; new clients wait in the kernel's queue.
    */
-  RESOCK_AT_CAP_WAIT = 1,
+  RESOCK_AT_CAP_WAIT = 1
 } resock_at_cap;
 
 /**
@@ -354,7 +354,7 @@ typedef struct resock_client_config {
 } resock_client_config;
 
 /**
- * A snapshot of a dialer's or client's counters. In C: `resock_stats`.
+ * A snapshot of a dialer's or client's counters.
  *
  * Invariant: `attempts == connects + failures` (attempts cut short by a stop or a reset
  * are not counted).
@@ -530,7 +530,7 @@ typedef struct resock_server_config {
 } resock_server_config;
 
 /**
- * A snapshot of a server's counters. In C: `resock_accept_stats`.
+ * A snapshot of a server's counters.
  */
 typedef struct resock_accept_stats {
   /**
@@ -583,14 +583,14 @@ typedef struct resock_accept_stats {
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Fills `cfg` with the defaults: the dial defaults (see resock_dial_config), no
  * callbacks, record_size 0. A NULL `cfg` is ignored.
  *
- * # Safety
- * `cfg` is NULL or points to writable memory of sizeof(resock_client_config) bytes.
+ * Requires: `cfg` is NULL or points to writable memory of sizeof(resock_client_config)
+ * bytes.
  */
 void resock_client_config_init(struct resock_client_config *cfg);
 
@@ -603,9 +603,8 @@ void resock_client_config_init(struct resock_client_config *cfg);
  * above RESOCK_CLIENT_MAX_RECORD_SIZE, record_size 0 without session), ENOMEM when the
  * record buffer cannot be allocated, or the error of creating the thread.
  *
- * # Safety
- * `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay valid until
- * resock_client_join returned or resock_client_free.
+ * Requires: `cfg` is NULL or a valid resock_client_config; the callbacks and `user` stay
+ * valid until resock_client_join returned or resock_client_free.
  */
 struct resock_client *resock_client_start(const struct resock_client_config *cfg);
 
@@ -616,8 +615,7 @@ struct resock_client *resock_client_start(const struct resock_client_config *cfg
  * writes its handshake to its `fd`), EPIPE/ECONNRESET when it died meanwhile, EINVAL for
  * a NULL client or buffer.
  *
- * # Safety
- * `c` is NULL or a live client; `buf` points to `n` readable bytes.
+ * Requires: `c` is NULL or a live client; `buf` points to `n` readable bytes.
  */
 int resock_client_send(struct resock_client *c, const void *buf, size_t n);
 
@@ -626,8 +624,7 @@ int resock_client_send(struct resock_client *c, const void *buf, size_t n);
  * The thread leaves a connect, a backoff or a blocked read at once (the live socket is
  * shut down). NULL is ignored.
  *
- * # Safety
- * `c` is NULL or a live client.
+ * Requires: `c` is NULL or a live client.
  */
 void resock_client_stop(struct resock_client *c);
 
@@ -636,8 +633,7 @@ void resock_client_stop(struct resock_client *c);
  * after max_attempts ran out). Returns 0 once joined — no callback runs after that — or
  * -1 with errno: ETIMEDOUT (still running), EDEADLK (called from a callback), EINVAL.
  *
- * # Safety
- * `c` is NULL or a live client.
+ * Requires: `c` is NULL or a live client.
  */
 int resock_client_join(struct resock_client *c, int timeout_ms);
 
@@ -645,8 +641,7 @@ int resock_client_join(struct resock_client *c, int timeout_ms);
  * Copies a snapshot of the client's counters into `*out` (the dialer's, plus eofs,
  * resets, bytes_in, bytes_out). Either pointer NULL: errno EINVAL, `*out` untouched.
  *
- * # Safety
- * `c` is NULL or a live client; `out` is NULL or writable.
+ * Requires: `c` is NULL or a live client; `out` is NULL or writable.
  */
 void resock_client_stats(const struct resock_client *c, struct resock_stats *out);
 
@@ -656,8 +651,7 @@ void resock_client_stats(const struct resock_client *c, struct resock_stats *out
  * the thread ends on its own after the callback returns. Either way no callback starts
  * after this returns. NULL is ignored.
  *
- * # Safety
- * `c` is NULL or a live client; no call may start on it after this one.
+ * Requires: `c` is NULL or a live client; no call may start on it after this one.
  */
 void resock_client_free(struct resock_client *c);
 
@@ -665,8 +659,8 @@ void resock_client_free(struct resock_client *c);
  * Fills `cfg` with the defaults (see each field); `host` and `port` are NULL. A NULL
  * `cfg` is ignored.
  *
- * # Safety
- * `cfg` is NULL or points to writable memory of sizeof(resock_dial_config) bytes.
+ * Requires: `cfg` is NULL or points to writable memory of sizeof(resock_dial_config)
+ * bytes.
  */
 void resock_dial_config_init(struct resock_dial_config *cfg);
 
@@ -676,8 +670,7 @@ void resock_dial_config_init(struct resock_dial_config *cfg);
  * 0, multiplier < 1, max < initial, jitter outside [0, 1], negative values, a
  * struct_size that is too small (E2BIG: unknown non-zero trailing fields).
  *
- * # Safety
- * `cfg` is NULL or a valid resock_dial_config of `cfg->struct_size` bytes.
+ * Requires: `cfg` is NULL or a valid resock_dial_config of `cfg->struct_size` bytes.
  */
 struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
 
@@ -693,8 +686,7 @@ struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
  * `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
  * handle(buf); resock_hangup(d, fd); }`
  *
- * # Safety
- * `d` is NULL or a live dialer.
+ * Requires: `d` is NULL or a live dialer.
  */
 int resock_dial(struct resock_dialer *d);
 
@@ -705,8 +697,7 @@ int resock_dial(struct resock_dialer *d);
  * negative fd (nothing is noted), EINVAL for a NULL dialer (the fd is not closed), or the
  * close error (the fd is gone either way).
  *
- * # Safety
- * `d` is NULL or a live dialer; `fd` is an fd the caller owns and gives up.
+ * Requires: `d` is NULL or a live dialer; `fd` is an fd the caller owns and gives up.
  */
 int resock_hangup(struct resock_dialer *d, int fd);
 
@@ -715,8 +706,7 @@ int resock_hangup(struct resock_dialer *d, int fd);
  * connect or a backoff returns -1/ECANCELED at once, and so does every later one. NULL is
  * ignored.
  *
- * # Safety
- * `d` is NULL or a live dialer.
+ * Requires: `d` is NULL or a live dialer.
  */
 void resock_dialer_stop(struct resock_dialer *d);
 
@@ -726,8 +716,7 @@ void resock_dialer_stop(struct resock_dialer *d);
  * reset while nobody dials applies to the next resock_dial. Callable from any thread;
  * NULL is ignored.
  *
- * # Safety
- * `d` is NULL or a live dialer.
+ * Requires: `d` is NULL or a live dialer.
  */
 void resock_dialer_reset(struct resock_dialer *d);
 
@@ -735,8 +724,7 @@ void resock_dialer_reset(struct resock_dialer *d);
  * Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
  * + failures). Either pointer NULL: errno EINVAL, `*out` untouched.
  *
- * # Safety
- * `d` is NULL or a live dialer; `out` is NULL or writable.
+ * Requires: `d` is NULL or a live dialer; `out` is NULL or writable.
  */
 void resock_dialer_stats(const struct resock_dialer *d, struct resock_stats *out);
 
@@ -745,8 +733,7 @@ void resock_dialer_stats(const struct resock_dialer *d, struct resock_stats *out
  * another thread returns -1/ECANCELED and the memory goes when it has returned; fds it
  * handed out stay the caller's. NULL is ignored.
  *
- * # Safety
- * `d` is NULL or a live dialer; no call may start on it after this one.
+ * Requires: `d` is NULL or a live dialer; no call may start on it after this one.
  */
 void resock_dialer_free(struct resock_dialer *d);
 
@@ -967,8 +954,8 @@ int resock_should_reconnect(int errnum);
  * of another client, resock_server_join, resock_server_free); a join of the thread it
  * runs on fails with EDEADLK.
  *
- * # Safety
- * `f` (if not NULL) and `user` stay valid until the next resock_set_log call returns.
+ * Requires: `f` (if not NULL) and `user` stay valid until the next resock_set_log call
+ * returns.
  */
 void resock_set_log(void (*f)(int level, const char *msg, void *user), void *user);
 
@@ -981,8 +968,7 @@ void resock_set_log(void (*f)(int level, const char *msg, void *user), void *use
  * result >= len means it was cut; call with NULL, 0 to size a buffer), or -1/EINVAL for a
  * NULL buffer with len > 0.
  *
- * # Safety
- * `buf` is NULL (with len 0) or points to `len` writable bytes.
+ * Requires: `buf` is NULL (with len 0) or points to `len` writable bytes.
  */
 ssize_t resock_doctor_report(char *buf, size_t len);
 
@@ -999,8 +985,7 @@ ssize_t resock_doctor_report(char *buf, size_t len);
  * (unreachable, or the name does not resolve), EINVAL (NULL host, NULL port for TCP,
  * timeout_ms 0 or below -1, a port that is not a number or service).
  *
- * # Safety
- * `host` and `port` are NULL or NUL-terminated strings.
+ * Requires: `host` and `port` are NULL or NUL-terminated strings.
  */
 int resock_connect(const char *host, const char *port, int timeout_ms);
 
@@ -1014,8 +999,7 @@ int resock_connect(const char *host, const char *port, int timeout_ms);
  * (net.core.somaxconn): a small backlog is why `ab -c 1000` sees "Connection reset by
  * peer". Errors: EADDRINUSE, EACCES, EINVAL (NULL port for TCP).
  *
- * # Safety
- * `host` and `port` are NULL or NUL-terminated strings.
+ * Requires: `host` and `port` are NULL or NUL-terminated strings.
  */
 int resock_listen(const char *host, const char *port, int backlog);
 
@@ -1048,8 +1032,8 @@ int resock_set_user_timeout(int fd, unsigned int ms);
  * Fills `cfg` with the defaults (see each field): all addresses, no port, no handler.
  * A NULL `cfg` is ignored.
  *
- * # Safety
- * `cfg` is NULL or points to writable memory of sizeof(resock_server_config) bytes.
+ * Requires: `cfg` is NULL or points to writable memory of sizeof(resock_server_config)
+ * bytes.
  */
 void resock_server_config_init(struct resock_server_config *cfg);
 
@@ -1061,9 +1045,8 @@ void resock_server_config_init(struct resock_server_config *cfg);
  * small), E2BIG, ENOPROTOOPT (defer_accept_s on a "unix:" server),
  * EADDRINUSE, EACCES.
  *
- * # Safety
- * `cfg` is NULL or a valid resock_server_config; the handler and `user` stay valid while
- * handlers may run (until resock_server_join reported 0 running).
+ * Requires: `cfg` is NULL or a valid resock_server_config; the handler and `user` stay
+ * valid while handlers may run (until resock_server_join reported 0 running).
  */
 struct resock_server *resock_server_new(const struct resock_server_config *cfg);
 
@@ -1071,8 +1054,7 @@ struct resock_server *resock_server_new(const struct resock_server_config *cfg);
  * The TCP port the server listens on (after port "0"), or -1 with errno (EINVAL for
  * NULL or a "unix:" server, EBADF once stopped).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_port(const struct resock_server *s);
 
@@ -1081,16 +1063,14 @@ int resock_server_port(const struct resock_server *s);
  * goes to a pooled thread running the handler. Returns 0 once stopped (the listener is
  * then closed), or -1 with errno (EBUSY if the loop runs or ran already, EINVAL).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_run(struct resock_server *s);
 
 /**
  * resock_server_run on a thread of its own; returns 0, or -1 with errno (EBUSY, EAGAIN).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_start(struct resock_server *s);
 
@@ -1098,8 +1078,7 @@ int resock_server_start(struct resock_server *s);
  * Stops accepting at once; callable from any thread, a handler or a signal-driven loop's
  * thread. Running handlers go on. NULL is ignored.
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 void resock_server_stop(struct resock_server *s);
 
@@ -1111,8 +1090,7 @@ void resock_server_stop(struct resock_server *s);
  * handlers, or any grace on the accept loop's own thread — a log callback there: either
  * would wait for itself).
  *
- * # Safety
- * `s` is NULL or a live server.
+ * Requires: `s` is NULL or a live server.
  */
 int resock_server_join(struct resock_server *s, int grace_ms);
 
@@ -1120,8 +1098,7 @@ int resock_server_join(struct resock_server *s, int grace_ms);
  * Copies a snapshot of the server's counters into `*out`. Either pointer NULL: errno
  * EINVAL, `*out` untouched.
  *
- * # Safety
- * `s` is NULL or a live server; `out` is NULL or writable.
+ * Requires: `s` is NULL or a live server; `out` is NULL or writable.
  */
 void resock_server_stats(const struct resock_server *s, struct resock_accept_stats *out);
 
@@ -1133,13 +1110,12 @@ void resock_server_stats(const struct resock_server *s, struct resock_accept_sta
  * there) it cannot wait for the loop: the loop ends right after the callback returns.
  * NULL is ignored.
  *
- * # Safety
- * `s` is NULL or a live server; no call may start on it after this one.
+ * Requires: `s` is NULL or a live server; no call may start on it after this one.
  */
 void resock_server_free(struct resock_server *s);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif  /* __cplusplus */
 
 #endif  /* RESOCK_H */

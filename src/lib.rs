@@ -45,3 +45,8 @@ mod test_hooks;
 mod wake;
 
 pub use error::{Class, Error, Partial};
+
+/// The README's Rust example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

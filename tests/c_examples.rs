@@ -1,11 +1,17 @@
 //! Builds every program in c_examples/ as a C user would — `-std=c11 -Wall -Wextra -Werror
 //! -pedantic` against include/resock.h — links it once with the static library and once
 //! with the shared one, runs it, and checks its exit status and output. The header is also
-//! compiled as C++17, and the programs run under valgrind when it is installed.
+//! compiled in five C and C++ dialects, and the programs run under valgrind when it is installed.
 //!
 //! The libraries come from a `cargo build --lib` into a target dir of their own: cargo does
 //! not uplift a test build's staticlib/cdylib, and building into the outer target dir while
 //! `cargo test` holds its lock could hang.
+
+#[path = "../build/header.rs"]
+#[allow(dead_code)]
+mod header;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -217,7 +223,7 @@ fn examples_run_against_the_static_and_the_shared_library() {
 #[test]
 fn examples_are_clean_under_valgrind() {
     if valgrind().is_none() {
-        println!("skipped: valgrind is not installed (apt-get install valgrind)");
+        skip::skip("valgrind is not installed (apt-get install valgrind)");
         return;
     }
     for (name, expect) in EXAMPLES {
@@ -229,17 +235,27 @@ fn examples_are_clean_under_valgrind() {
     }
 }
 
+/// The headers (resock.h and resock_compat.h) compile warning-free, -pedantic, in every
+/// dialect a C or C++ user may build with: C89 and C++98 have no `//` comments and no
+/// comma after the last enumerator.
 #[test]
-fn the_header_compiles_as_c11_and_cpp17() {
+fn the_headers_compile_as_c89_c99_c11_cpp98_and_cpp17() {
     let dir = out_dir();
     let src = dir.join("header_only.c");
     std::fs::write(
         &src,
-        "#include \"resock.h\"\nint main(void) { return RESOCK_ABI_VERSION - 1; }\n",
+        "#include \"resock_compat.h\"\nint main(void) { return RESOCK_ABI_VERSION - 1; }\n",
     )
     .unwrap();
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    for (compiler, std_flag, lang) in [(cc(), "-std=c11", "c"), (cxx, "-std=c++17", "c++")] {
+    let dialects = [
+        (cc(), "-std=c89", "c"),
+        (cc(), "-std=c99", "c"),
+        (cc(), "-std=c11", "c"),
+        (cxx.clone(), "-std=c++98", "c++"),
+        (cxx, "-std=c++17", "c++"),
+    ];
+    for (compiler, std_flag, lang) in dialects {
         let out = Command::new(&compiler)
             .args([
                 std_flag,
@@ -257,7 +273,7 @@ fn the_header_compiles_as_c11_and_cpp17() {
             .expect("run the compiler");
         assert!(
             out.status.success(),
-            "resock.h does not compile as {std_flag}:\n{}",
+            "the headers do not compile as {std_flag}:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -379,7 +395,7 @@ fn the_record_client_survives_a_server_restart() {
 #[test]
 fn the_clients_are_clean_under_valgrind() {
     if valgrind().is_none() {
-        println!("skipped: valgrind is not installed (apt-get install valgrind)");
+        skip::skip("valgrind is not installed (apt-get install valgrind)");
         return;
     }
     for client in ["seed_client", "dial_loop", "record_client"] {
@@ -514,7 +530,7 @@ fn the_plain_install_works_with_pkg_config() {
         .output()
         .is_err()
     {
-        println!("skipped: pkg-config is not installed (apt-get install pkg-config)");
+        skip::skip("pkg-config is not installed (apt-get install pkg-config)");
         return;
     }
     let prefix = temp_prefix("plain-install");
@@ -531,6 +547,112 @@ fn the_plain_install_works_with_pkg_config() {
         "{pc}"
     );
     make_against(&prefix);
+    for page in ["man1/resock.1", "man7/resock.7", "man3/resock_readn.3"] {
+        assert!(prefix.join("share/man").join(page).exists(), "{page}");
+    }
+}
+
+/// The installed shared library as a distribution wants it: soname libresock.so.0 with
+/// the usual links, and exactly the header's functions exported, each versioned RESOCK_0.
+#[test]
+fn the_installed_shared_library_has_a_soname_and_versioned_symbols() {
+    let prefix = temp_prefix("versioned-install");
+    let status = Command::new(format!("{ROOT}/scripts/install.sh"))
+        .arg("--lib-dir")
+        .arg(lib_dir())
+        .arg(&prefix)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lib = prefix.join("lib");
+    let real = format!("libresock.so.{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        std::fs::read_link(lib.join("libresock.so.0")).unwrap(),
+        Path::new(&real)
+    );
+    assert_eq!(
+        std::fs::read_link(lib.join("libresock.so")).unwrap(),
+        Path::new("libresock.so.0")
+    );
+    let dynamic = Command::new("readelf")
+        .args(["-d", "-W"])
+        .arg(lib.join(&real))
+        .output()
+        .expect("run readelf");
+    assert!(
+        String::from_utf8_lossy(&dynamic.stdout).contains("Library soname: [libresock.so.0]"),
+        "no soname"
+    );
+    let symbols = Command::new("objdump")
+        .arg("-T")
+        .arg(lib.join(&real))
+        .output()
+        .expect("run objdump");
+    let mut exported: Vec<String> = String::from_utf8_lossy(&symbols.stdout)
+        .lines()
+        .filter(|l| l.contains(" DF .text"))
+        .map(|l| {
+            let mut words = l.split_whitespace().rev();
+            let name = words.next().unwrap_or_default();
+            let version = words.next().unwrap_or_default();
+            assert_eq!(version, "RESOCK_0", "{name} is not versioned: {l}");
+            name.to_string()
+        })
+        .collect();
+    exported.sort();
+    let header_text = std::fs::read_to_string(format!("{ROOT}/include/resock.h")).unwrap();
+    let mut declared: Vec<String> = header::functions(&header_text)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    declared.sort();
+    assert_eq!(exported, declared, "exports differ from the header");
+}
+
+/// A CMake project finds the installed package (`find_package(resock 0.1)`) and links
+/// both imported targets, resock::resock and resock::resock_static; both programs run.
+#[test]
+fn the_cmake_package_links_both_targets() {
+    if Command::new("cmake").arg("--version").output().is_err() {
+        skip::skip("cmake is not installed (apt-get install cmake)");
+        return;
+    }
+    let prefix = temp_prefix("cmake-install");
+    let status = Command::new(format!("{ROOT}/scripts/install.sh"))
+        .arg("--lib-dir")
+        .arg(lib_dir())
+        .arg(&prefix)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let build = prefix.join("build");
+    let configure = Command::new("cmake")
+        .args(["-S", &format!("{ROOT}/c_examples/cmake"), "-B"])
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+        .output()
+        .unwrap();
+    assert!(
+        configure.status.success(),
+        "cmake configure failed:\n{}{}",
+        String::from_utf8_lossy(&configure.stdout),
+        String::from_utf8_lossy(&configure.stderr)
+    );
+    let compile = Command::new("cmake")
+        .arg("--build")
+        .arg(&build)
+        .output()
+        .unwrap();
+    assert!(
+        compile.status.success(),
+        "cmake --build failed:\n{}{}",
+        String::from_utf8_lossy(&compile.stdout),
+        String::from_utf8_lossy(&compile.stderr)
+    );
+    for exe in ["explain-shared", "explain-static"] {
+        let out = run(&build.join(exe), &[], false);
+        assert!(out.contains("104: ECONNRESET"), "{exe} printed:\n{out}");
+    }
 }
 
 #[test]
@@ -540,7 +662,7 @@ fn cargo_cinstall_works_with_pkg_config() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_cargo_c {
-        println!("skipped: cargo-c is not installed (cargo install cargo-c)");
+        skip::skip("cargo-c is not installed (cargo install cargo-c)");
         return;
     }
     let prefix = temp_prefix("capi-install");
@@ -629,4 +751,26 @@ fn the_lifecycle_attacks_of_the_review_hold() {
         let out = run(&build("attack/attack_held", Link::Shared), &[], true);
         assert!(out.contains("held"), "attack_held under valgrind:\n{out}");
     }
+}
+
+/// A legacy program that still defines its own readn (its rdwrn.c not deleted) must fail
+/// to compile with the compat header, saying what to do — never link and silently
+/// replace resock's function.
+#[test]
+fn a_leftover_legacy_definition_fails_the_build_loudly() {
+    let out = Command::new(cc())
+        .args(["-std=c11", "-Wall", "-Wextra", "-pedantic", "-c", "-o"])
+        .arg(out_dir().join("leftover_readn.o"))
+        .arg(format!("-I{ROOT}/include"))
+        .arg(format!("-I{ROOT}/c_examples/legacy"))
+        .args(["-include", "resock_compat.h"])
+        .arg(format!("{ROOT}/c_examples/legacy/leftover_readn.c"))
+        .output()
+        .expect("run the C compiler");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second readn compiled:\n{stderr}");
+    assert!(
+        stderr.contains("redefinition of") && stderr.contains("delete your rdwrn.c/readline.c"),
+        "the error does not say what to do:\n{stderr}"
+    );
 }

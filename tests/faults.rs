@@ -5,6 +5,8 @@
 //! connection, the client reconnects, and no fd or thread leaks.
 
 mod common;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -99,6 +101,28 @@ impl Ledger {
             expected = Some((conn, seq + 1));
         }
         connections
+    }
+
+    /// Asserts that every connection delivered `per_connection` records, except the last,
+    /// which the client's own stop may have cut short (on a busy machine the stop often
+    /// lands while it is still reading); that one delivered at most `per_connection`.
+    fn assert_whole_connections(&self, per_connection: usize, what: &str) {
+        let records = self.records.lock().unwrap();
+        let mut counts: Vec<usize> = Vec::new();
+        let mut current = None;
+        for &(conn, _) in records.iter() {
+            if current != Some(conn) {
+                counts.push(0);
+                current = Some(conn);
+            }
+            *counts.last_mut().unwrap() += 1;
+        }
+        if let Some((last, whole)) = counts.split_last() {
+            assert!(
+                whole.iter().all(|&n| n == per_connection) && *last <= per_connection,
+                "{what}: records per connection {counts:?}"
+            );
+        }
     }
 }
 
@@ -221,11 +245,7 @@ fn a_hundred_server_restarts_lose_and_tear_nothing() {
     // A reconnect can land just before a stop takes hold: that connection is served too.
     let connections = ledger.check();
     assert!(connections >= 100, "{connections} connections");
-    assert_eq!(
-        ledger.count(),
-        20 * connections,
-        "a connection lost records"
-    );
+    ledger.assert_whole_connections(20, "a connection lost records");
     let s = client.stats();
     assert!(s.connects >= 100 && s.eofs >= 99, "{s:?}");
 }
@@ -251,7 +271,8 @@ fn an_rst_storm_resets_every_connection_and_loses_no_record() {
     let resets = ends.iter().filter(|(c, _)| *c == Class::Reset).count();
     // Every connection but the one the stop ended delivered its 10 records, then an RST.
     assert!(resets >= 100 && resets + 1 >= ends.len(), "{ends:?}");
-    assert_eq!(ledger.count(), connections * 10, "a reset cost a record");
+    assert!(connections >= 100, "{connections} connections");
+    ledger.assert_whole_connections(10, "a reset cost a record");
     assert_eq!(client.stats().resets as usize, resets);
 }
 
@@ -466,11 +487,11 @@ impl Drop for Netns {
 
 fn a_vanished_peer_is_detected_by_keepalive_and_the_client_comes_back() {
     if unsafe { libc::geteuid() } != 0 {
-        println!("skipped: network namespaces need root");
+        skip::skip("network namespaces need root");
         return;
     }
     let Some(ns) = Netns::create() else {
-        println!("skipped: could not create network namespaces (ip netns add failed)");
+        skip::skip("could not create network namespaces (ip netns add failed)");
         return;
     };
     let ns = Arc::new(ns);

@@ -81,3 +81,88 @@ fn the_seed_signatures_are_exact() {
         assert!(HEADER.contains(decl), "resock.h lacks {decl}");
     }
 }
+
+/// The header's doc comments are the C user's manual: every `RESOCK_*` name they mention
+/// (a macro, an enumerator, or a family written `RESOCK_CLASS_*`) must exist.
+#[test]
+fn every_resock_name_in_a_comment_is_declared() {
+    let declared: Vec<&str> = HEADER
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("#define ")
+                .or_else(|| l.starts_with("RESOCK_").then_some(l))
+        })
+        .filter_map(|l| l.split([' ', ',', '=']).next())
+        .collect();
+    let mut checked = 0;
+    for line in HEADER.lines().filter(|l| {
+        let t = l.trim_start();
+        t.starts_with('*') || t.starts_with("/*")
+    }) {
+        for (at, _) in line.match_indices("RESOCK_") {
+            let name: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '*')
+                .collect();
+            let ok = match name.strip_suffix('*') {
+                Some(family) => declared.iter().any(|d| d.starts_with(family)),
+                None => declared.contains(&name.as_str()),
+            };
+            assert!(
+                ok,
+                "resock.h mentions {name}, which it does not declare: {line}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+/// The functions of the header: the single list the version script, the man pages and
+/// these tests follow.
+#[path = "../build/header.rs"]
+#[allow(dead_code)]
+mod header;
+
+/// Every function the header declares has a section-3 man page (curl's tests 1139/1173 do
+/// the same for its options), naming it in its NAME section; resock(1) and resock(7) exist.
+#[test]
+fn every_exported_function_has_a_man_page() {
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let functions = header::functions(HEADER);
+    assert!(functions.len() >= 40, "only {} functions", functions.len());
+    for f in &functions {
+        let page = man.join("man3").join(format!("{}.3", f.name));
+        let text = std::fs::read_to_string(&page)
+            .unwrap_or_else(|_| panic!("{} has no man page ({})", f.name, page.display()));
+        let target = match text.strip_prefix(".so ") {
+            Some(link) => std::fs::read_to_string(man.join(link.trim())).unwrap(),
+            None => text,
+        };
+        assert!(
+            target.contains(&format!(".SH NAME\n{} \\-", f.name))
+                || target.contains(&format!("{},", f.name)),
+            "man page of {} does not name it",
+            f.name
+        );
+    }
+    for page in ["man1/resock.1", "man7/resock.7"] {
+        assert!(man.join(page).exists(), "man/{page} is missing");
+    }
+}
+
+/// abi/resock.map versions exactly the header's functions (the installed library exports
+/// nothing else).
+#[test]
+fn the_version_script_lists_every_function() {
+    let map = include_str!("../abi/resock.map");
+    for f in header::functions(HEADER) {
+        assert!(
+            map.contains(&format!("    {};\n", f.name)),
+            "abi/resock.map lacks {}",
+            f.name
+        );
+    }
+    assert!(map.contains("RESOCK_0 {") && map.contains("local:\n    *;"));
+}

@@ -2,6 +2,8 @@
 //! restart, a black hole, stops from other threads and from callbacks.
 
 mod common;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -207,7 +209,13 @@ fn accept_then_rst_flapping_keeps_backing_off() {
         "{} connects, a non-resetting backoff allows {bound}",
         s.connects
     );
-    assert_eq!(accepted as u64, s.connects);
+    // Every connect the dialer counted was accepted. The server may accept one more per
+    // failed attempt: on a busy machine its RST can land before the dialer's poll wakes,
+    // and SO_ERROR then reports ECONNRESET for a handshake that completed.
+    assert!(
+        (s.connects..=s.attempts).contains(&(accepted as u64)),
+        "{accepted} accepted: {s:?}"
+    );
 }
 
 #[test]
@@ -438,8 +446,10 @@ fn a_client_is_back_after_a_server_restart_with_every_record_intact() {
     drop(server); // the outage
     thread::sleep(ms(300));
     let server = ScriptServer::start(&format!("127.0.0.1:{port}"), Script::Records(100));
+    // 200 records alone can all come from the first server (a busy machine lets the client
+    // reconnect to it before the drop): wait for the restarted server's connection too.
     wait_for("records after the restart", Duration::from_secs(10), || {
-        collector.records.lock().unwrap().len() >= 200
+        collector.records.lock().unwrap().len() >= 200 && server.accepted() >= 1
     });
     client.stop();
     client.join(Some(Duration::from_secs(10))).unwrap();
@@ -558,7 +568,7 @@ fn on_connect_refusing_hangs_up_and_counts_a_flap() {
 #[test]
 fn ipv6_loopback_and_unix_paths() {
     match TcpListener::bind("[::1]:0") {
-        Err(e) => println!("skipped IPv6: no ::1 here ({e})"),
+        Err(e) => skip::skip(&format!("the IPv6 half: no ::1 here ({e})")),
         Ok(listener) => {
             let port = listener.local_addr().unwrap().port().to_string();
             let dialer = Dialer::new(DialConfig::new("::1", &port)).unwrap();

@@ -21,6 +21,8 @@ use resock::io::{Opts, read_full, write_full};
 use resock::server::{Server, ServerConfig};
 use resock::{Class, Error, Partial};
 
+use crate::out::outln;
+
 const RECORD: usize = 64;
 
 /// A 64-byte record: seq and connection (little-endian), a payload derived from both, and
@@ -144,15 +146,15 @@ impl Narrator {
     }
 
     fn step(&self, n: u32, title: &str) {
-        println!("\n{}", self.paint("1", &format!("[{n}] {title}")));
+        outln!("\n{}", self.paint("1", &format!("[{n}] {title}")));
     }
 
     fn kernel(&self, text: &str) {
-        println!("    {} {text}", self.paint("33", "kernel:"));
+        outln!("    {} {text}", self.paint("33", "kernel:"));
     }
 
     fn resock(&self, text: &str) {
-        println!("    {} {text}", self.paint("32", "resock:"));
+        outln!("    {} {text}", self.paint("32", "resock:"));
     }
 }
 
@@ -226,7 +228,7 @@ fn play(records: u32, burst: u32) -> Result<bool, Error> {
         },
         ..DialConfig::new("127.0.0.1", &port.to_string())
     })?;
-    println!(
+    outln!(
         "resock demo: server on 127.0.0.1:{port}, {records} records of {RECORD} bytes per connection, \
          SIGPIPE at SIG_DFL"
     );
@@ -322,7 +324,7 @@ fn play(records: u32, burst: u32) -> Result<bool, Error> {
     let stats = dialer.stats();
     let sent = script.sent.load(Ordering::Relaxed);
     let ok = sent == client.intact && client.bad == 0 && burst_ok == u64::from(burst);
-    println!("\n{}", say.paint("1", "Summary"));
+    outln!("\n{}", say.paint("1", "Summary"));
     let rows = [
         ("records sent whole by the server", sent.to_string()),
         ("records received intact", client.intact.to_string()),
@@ -346,7 +348,7 @@ fn play(records: u32, burst: u32) -> Result<bool, Error> {
         ("time", format!("{:.2} s", started.elapsed().as_secs_f64())),
     ];
     for (what, value) in rows {
-        println!("  {what:<40} {value:>10}");
+        outln!("  {what:<40} {value:>10}");
     }
     let verdict = if ok {
         say.paint(
@@ -356,7 +358,7 @@ fn play(records: u32, burst: u32) -> Result<bool, Error> {
     } else {
         say.paint("31", "FAILED: records were lost or corrupted")
     };
-    println!("\n{verdict}");
+    outln!("\n{verdict}");
     Ok(ok)
 }
 
