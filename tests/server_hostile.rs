@@ -4,6 +4,9 @@
 //!
 //! One test at a time (`SERIAL`): several count this process's threads and fds.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
