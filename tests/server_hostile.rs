@@ -75,10 +75,10 @@ fn enough_fds(need: u64) -> bool {
     // SAFETY: a valid rlimit.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     if lim.rlim_cur < need {
-        println!(
-            "SKIPPED: RLIMIT_NOFILE's hard limit {} < {need}",
+        skip::skip(&format!(
+            "RLIMIT_NOFILE's hard limit {} < {need}",
             lim.rlim_cur
-        );
+        ));
         return false;
     }
     true
