@@ -172,6 +172,7 @@ for idle in (1100, 10000):
         # Held: still open from the server's side (a shed connection reads EOF or a reset).
         held = 0
         for c in conns:
+            c.setblocking(False)
             try:
                 held += c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b''
             except BlockingIOError:
