@@ -468,7 +468,8 @@ typedef struct resock_server_config {
    */
   int backlog;
   /**
-   * The most handlers running at once (1024); at the cap, accepting waits.
+   * The most connections held at once (1024): handlers running, plus connections parked
+   * with request_handler. What happens at the cap: at_cap.
    */
   unsigned int max_connections;
   /**
@@ -490,14 +491,18 @@ typedef struct resock_server_config {
    */
   void *user;
   /**
-   * TCP_DEFER_ACCEPT in seconds (0: off): a connection reaches a handler only once the
-   * client sent data, so clients that connect and say nothing cost no thread. Only for
-   * protocols where the client speaks first.
+   * TCP_DEFER_ACCEPT in seconds (0: off): a connection reaches a handler once the
+   * client sent data, or after about this long (Linux then hands it over anyway), so
+   * clients that connect and say nothing cost no thread meanwhile; pair it with
+   * idle_timeout_ms. Only for protocols where the client speaks first; TCP only
+   * (EINVAL on a "unix:" server).
    */
   int defer_accept_s;
   /**
-   * SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read of a client silent
-   * that long fails with -1/EAGAIN, so a silent or slowloris client frees its thread.
+   * SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read that waits this
+   * long for a byte fails with -1/EAGAIN, so a client silent that long (a slowloris
+   * pausing longer between bytes) frees its thread. It bounds each wait, not a whole
+   * request: a client dripping bytes faster is not idle (cap those with max_per_peer).
    * With request_handler, also how long a connection may stay parked (then it is closed
    * and counted in idle_closed).
    */
@@ -519,8 +524,10 @@ typedef struct resock_server_config {
    * connections wait in epoll, one thread for all of them, and this runs on one of
    * pool_threads threads each time a connection is readable. It serves what is there
    * (the fd is blocking: reads wait for the rest of a request, up to idle_timeout_ms)
-   * and returns RESOCK_REQUEST_KEEP to park the connection again, or
-   * RESOCK_REQUEST_CLOSE to have resock close it. It must not close `fd`.
+   * and returns RESOCK_REQUEST_KEEP to park the connection again; any other value
+   * (RESOCK_REQUEST_CLOSE, -1 on an error) has resock close it. A connection whose peer
+   * has shut its side down is kept only while unread data remains. It must not close
+   * `fd`.
    */
   int (*request_handler)(int fd, const struct sockaddr *peer, socklen_t peerlen, void *user);
   /**
@@ -1042,7 +1049,7 @@ void resock_server_config_init(struct resock_server_config *cfg);
  * accepts nothing until resock_server_run or resock_server_start. Returns NULL with errno:
  * EINVAL (NULL cfg or port, not exactly one of handler and request_handler,
  * max_connections or pool_threads 0, a negative time, an unknown at_cap, struct_size too
- * small), E2BIG, ENOPROTOOPT (defer_accept_s on a "unix:" server),
+ * small, defer_accept_s on a "unix:" server), E2BIG,
  * EADDRINUSE, EACCES.
  *
  * Requires: `cfg` is NULL or a valid resock_server_config; the handler and `user` stay

@@ -13,9 +13,9 @@
 //!   keep the connection (it is parked again) or close it.
 //!
 //! Defences against idle and hostile clients, in both modes: `defer_accept`
-//! (TCP_DEFER_ACCEPT: a client that connects and says nothing never reaches accept),
-//! `idle_timeout` (SO_RCVTIMEO on accepted sockets, so a handler's read of a silent client
-//! returns EAGAIN; a parked connection idle that long is closed), `max_per_peer`
+//! (TCP_DEFER_ACCEPT: a client that connects and says nothing reaches accept only after
+//! the deferral), `idle_timeout` (SO_RCVTIMEO on accepted sockets, so a handler's read of a
+//! silent client returns EAGAIN; a parked connection idle that long is closed), `max_per_peer`
 //! connections from one IP address, and a policy at `max_connections` ([`AtCap`]): shed —
 //! close the connection parked idle longest, or the newcomer — rather than leave clients
 //! hanging in the kernel's queue with no answer; or wait, as before.
@@ -134,11 +134,15 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// TCP_NODELAY on accepted sockets.
     pub nodelay: bool,
-    /// TCP_DEFER_ACCEPT (rounded up to whole seconds): a connection reaches accept only
-    /// once its first bytes arrived, for protocols where the client speaks first.
+    /// TCP_DEFER_ACCEPT (rounded up to whole seconds): a connection reaches accept once
+    /// its first bytes arrived, or when this has passed (Linux then hands it over anyway):
+    /// silent clients are delayed, not kept out — pair it with `idle_timeout`. For
+    /// protocols where the client speaks first; TCP only.
     pub defer_accept: Option<Duration>,
-    /// SO_RCVTIMEO on accepted sockets: a handler's read of a client silent that long
-    /// fails with EAGAIN. In per-request mode also how long a connection may stay parked.
+    /// SO_RCVTIMEO on accepted sockets (at least 1 ms): a handler's read that waits this
+    /// long for a single byte fails with EAGAIN. It bounds each wait, not a whole request:
+    /// a client that drips bytes faster than this is not idle (cap such clients with
+    /// `max_per_peer`). In per-request mode also how long a connection may stay parked.
     pub idle_timeout: Option<Duration>,
     /// The most connections held from one IP address (0: no limit); more are closed at
     /// once and counted.
@@ -211,6 +215,9 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 struct Job {
     fd: OwnedFd,
     peer: SockAddr,
+    /// Per-request mode: the peer had shut its side down (EPOLLRDHUP) when the connection
+    /// was dispatched, so a handler's "keep" holds only while unread data remains.
+    peer_closed: bool,
 }
 
 /// A connection parked in epoll between requests.
@@ -259,6 +266,8 @@ struct PoolState {
     parking: Option<requests::Parking>,
     /// Per-request mode, wait policy: the loop stopped accepting at the cap.
     accept_paused: bool,
+    /// Per-request mode: the loop's sleep ends at a parked connection's idle deadline.
+    loop_idle_timer: bool,
     next_generation: u32,
     /// The counters; `active` and `parked` are filled in when read.
     stats: AcceptStats,
@@ -392,8 +401,20 @@ impl Server {
         if config.pool_threads == 0 {
             return Err(Error::InvalidInput("pool_threads is 0"));
         }
-        if config.idle_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::InvalidInput("idle_timeout is 0"));
+        // A socket timeout below the kernel's granularity would become 0: no timeout.
+        if config
+            .idle_timeout
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(Error::InvalidInput("idle_timeout is below 1 ms"));
+        }
+        if config.defer_accept.is_some()
+            && config
+                .host
+                .as_deref()
+                .is_some_and(|h| net::unix_path(h).is_some())
+        {
+            return Err(Error::InvalidInput("defer_accept is for TCP servers"));
         }
         let listener = net::listen(config.host.as_deref(), &config.port, config.backlog)?;
         // Nonblocking: after poll says readable, accept must never block the loop (the
@@ -694,7 +715,12 @@ fn accept_until_stopped(shared: &Arc<Shared>) -> Result<(), Error> {
                     admit(shared, &mut lock(&shared.pool), &fd, &peer),
                     Admission::Admitted
                 );
-                if admitted && !dispatch(shared, Job { fd, peer }) {
+                let job = Job {
+                    fd,
+                    peer,
+                    peer_closed: false,
+                };
+                if admitted && !dispatch(shared, job) {
                     backoff = next_backoff(backoff);
                 }
             }
@@ -829,6 +855,7 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
             pool.stats.rejected += 1;
             pool.stats.spawn_failures += 1;
             pool.release_peer(&job.peer);
+            requests::wake_a_paused_loop(&pool);
             drop(pool);
             drop(job); // closes the connection: the client sees it at once
             if let Some(held) = shared.error_log.allow() {
@@ -862,10 +889,11 @@ fn worker(shared: &Shared) {
         shared.changed.notify_all();
     }
     crate::test_hooks::pause("server.worker_exiting");
-    lock(&shared.pool).threads -= 1;
 }
 
-/// The next job for a pool thread; None once it idled out or the server stopped.
+/// The next job for a pool thread; None once it idled out or the server stopped — then
+/// the thread no longer counts (in the same critical section), so a job dispatched while
+/// it leaves never waits for it.
 fn next_job(shared: &Shared) -> Option<Job> {
     let mut pool = lock(&shared.pool);
     pool.idle += 1;
@@ -881,12 +909,15 @@ fn next_job(shared: &Shared) -> Option<Job> {
         pool = wait(&shared.job_ready, pool, deadline);
     };
     pool.idle -= 1;
+    if job.is_none() {
+        pool.threads -= 1;
+    }
     job
 }
 
 /// Thread-per-connection: the handler owns the connection until it returns.
 fn serve_connection(shared: &Shared, handler: &dyn Handler, job: Job) {
-    let Job { fd, peer } = job;
+    let Job { fd, peer, .. } = job;
     let ip = peer.as_socket().map(|a| a.ip());
     // A panicking handler is contained: unwinding dropped (closed) its fd.
     if catch_unwind(AssertUnwindSafe(|| handler.handle(fd, peer))).is_err() {

@@ -41,7 +41,8 @@ pub struct resock_server_config {
     /// The listen backlog; <= 0 (the default) asks for the kernel's maximum, so a burst
     /// like `ab -c 1000` is queued instead of reset.
     pub backlog: c_int,
-    /// The most handlers running at once (1024); at the cap, accepting waits.
+    /// The most connections held at once (1024): handlers running, plus connections parked
+    /// with request_handler. What happens at the cap: at_cap.
     pub max_connections: c_uint,
     /// Non-zero: TCP_NODELAY on accepted sockets (1).
     pub nodelay: c_int,
@@ -60,12 +61,16 @@ pub struct resock_server_config {
     pub handler_closes_fd: c_int,
     /// Passed to every handler call.
     pub user: *mut c_void,
-    /// TCP_DEFER_ACCEPT in seconds (0: off): a connection reaches a handler only once the
-    /// client sent data, so clients that connect and say nothing cost no thread. Only for
-    /// protocols where the client speaks first.
+    /// TCP_DEFER_ACCEPT in seconds (0: off): a connection reaches a handler once the
+    /// client sent data, or after about this long (Linux then hands it over anyway), so
+    /// clients that connect and say nothing cost no thread meanwhile; pair it with
+    /// idle_timeout_ms. Only for protocols where the client speaks first; TCP only
+    /// (EINVAL on a "unix:" server).
     pub defer_accept_s: c_int,
-    /// SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read of a client silent
-    /// that long fails with -1/EAGAIN, so a silent or slowloris client frees its thread.
+    /// SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read that waits this
+    /// long for a byte fails with -1/EAGAIN, so a client silent that long (a slowloris
+    /// pausing longer between bytes) frees its thread. It bounds each wait, not a whole
+    /// request: a client dripping bytes faster is not idle (cap those with max_per_peer).
     /// With request_handler, also how long a connection may stay parked (then it is closed
     /// and counted in idle_closed).
     pub idle_timeout_ms: c_int,
@@ -81,8 +86,10 @@ pub struct resock_server_config {
     /// connections wait in epoll, one thread for all of them, and this runs on one of
     /// pool_threads threads each time a connection is readable. It serves what is there
     /// (the fd is blocking: reads wait for the rest of a request, up to idle_timeout_ms)
-    /// and returns RESOCK_REQUEST_KEEP to park the connection again, or
-    /// RESOCK_REQUEST_CLOSE to have resock close it. It must not close `fd`.
+    /// and returns RESOCK_REQUEST_KEEP to park the connection again; any other value
+    /// (RESOCK_REQUEST_CLOSE, -1 on an error) has resock close it. A connection whose peer
+    /// has shut its side down is kept only while unread data remains. It must not close
+    /// `fd`.
     pub request_handler: Option<
         unsafe extern "C" fn(
             fd: c_int,
@@ -100,7 +107,7 @@ pub const RESOCK_REQUEST_CLOSE: c_int = 0;
 /// What request_handler returns to park the connection until it is readable again.
 pub const RESOCK_REQUEST_KEEP: c_int = 1;
 
-// C programs return it; resock tells the two apart by RESOCK_REQUEST_CLOSE alone.
+// Only KEEP keeps: a handler's `return -1` on an error closes the connection.
 const _: () = assert!(RESOCK_REQUEST_KEEP != RESOCK_REQUEST_CLOSE);
 
 /// A server: opaque; create with resock_server_new, free with resock_server_free.
@@ -150,7 +157,7 @@ impl RequestHandler for CRequestHandler {
         // SAFETY: the registered handler, with a valid address for the call's duration.
         let verdict =
             unsafe { (self.f)(fd.as_raw_fd(), peer.as_ptr().cast(), peer.len(), self.user) };
-        verdict != RESOCK_REQUEST_CLOSE
+        verdict == RESOCK_REQUEST_KEEP
     }
 }
 
@@ -204,7 +211,7 @@ pub unsafe extern "C" fn resock_server_config_init(cfg: *mut resock_server_confi
 /// accepts nothing until resock_server_run or resock_server_start. Returns NULL with errno:
 /// EINVAL (NULL cfg or port, not exactly one of handler and request_handler,
 /// max_connections or pool_threads 0, a negative time, an unknown at_cap, struct_size too
-/// small), E2BIG, ENOPROTOOPT (defer_accept_s on a "unix:" server),
+/// small, defer_accept_s on a "unix:" server), E2BIG,
 /// EADDRINUSE, EACCES.
 ///
 /// # Safety

@@ -102,7 +102,7 @@ fn serve_until_stopped(
             match event.token() {
                 STOP => {}
                 LISTENER | RESUME => try_accept = true,
-                token => on_readable(shared, token),
+                token => on_readable(shared, token, event.is_read_closed()),
             }
         }
         if lock(&shared.pool).stopped {
@@ -124,23 +124,25 @@ fn serve_until_stopped(
 }
 
 /// How long the loop may sleep: until the next parked connection idles out, or the next
-/// accept retry.
+/// accept retry. Noted in the state, so a handler that parks a connection while the loop
+/// sleeps with no idle timer wakes it to set one.
 fn next_timeout(shared: &Shared, retry: &Retry) -> Option<Duration> {
     let now = Instant::now();
+    let mut pool = lock(&shared.pool);
     let idle_out = shared.config.idle_timeout.and_then(|idle| {
-        let pool = lock(&shared.pool);
         let &(since, _) = pool.parked_order.first()?;
-        Some((since + idle).saturating_duration_since(now))
+        Some(since + idle)
     });
-    let retry = retry.at.map(|at| at.saturating_duration_since(now));
-    match (idle_out, retry) {
+    pool.loop_idle_timer = idle_out.is_some();
+    let wake_at = match (idle_out, retry.at) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
+    };
+    wake_at.map(|at| at.saturating_duration_since(now))
 }
 
 /// A parked connection became readable (or hung up): hand it to the pool.
-fn on_readable(shared: &Arc<Shared>, token: Token) {
+fn on_readable(shared: &Arc<Shared>, token: Token, peer_closed: bool) {
     let (fd, generation) = from_token(token);
     let job = {
         let mut pool = lock(&shared.pool);
@@ -156,6 +158,7 @@ fn on_readable(shared: &Arc<Shared>, token: Token) {
         Job {
             fd: conn.fd,
             peer: conn.peer,
+            peer_closed,
         }
     };
     dispatch(shared, job);
@@ -188,7 +191,7 @@ fn accept_ready(shared: &Arc<Shared>, listen_fd: RawFd, retry: &mut Retry) -> Ac
                 if let Admission::Admitted = admit(shared, &mut pool, &fd, &peer) {
                     pool.stats.accepted += 1;
                     let generation = next_generation(&mut pool);
-                    park(&mut pool, fd, peer, generation, true);
+                    park(&mut pool, fd, peer, generation, true, false);
                 }
             }
             Err(libc::EAGAIN) => return Accepting::Drained,
@@ -212,7 +215,14 @@ fn next_generation(pool: &mut PoolState) -> u32 {
 
 /// Parks `fd` under the state lock: registers it (`first`) or re-arms it, which reports
 /// data that is already there. A connection that cannot be registered is closed.
-fn park(pool: &mut PoolState, fd: OwnedFd, peer: socket2::SockAddr, generation: u32, first: bool) {
+fn park(
+    pool: &mut PoolState,
+    fd: OwnedFd,
+    peer: socket2::SockAddr,
+    generation: u32,
+    first: bool,
+    idle_timeout: bool,
+) {
     let Some(parking) = &pool.parking else {
         pool.release_peer(&peer);
         return;
@@ -229,12 +239,22 @@ fn park(pool: &mut PoolState, fd: OwnedFd, peer: socket2::SockAddr, generation: 
             .reregister(&mut source, token(raw, generation), Interest::READABLE)
     };
     match registered {
-        Ok(()) => pool.park(Parked {
-            fd,
-            peer,
-            generation,
-            since: Instant::now(),
-        }),
+        Ok(()) => {
+            pool.park(Parked {
+                fd,
+                peer,
+                generation,
+                since: Instant::now(),
+            });
+            // The loop sleeps with no idle timer (nothing else was parked): wake it to
+            // set one. A timer already set is earlier than this connection's.
+            if idle_timeout && !pool.loop_idle_timer {
+                pool.loop_idle_timer = true;
+                if let Some(parking) = &pool.parking {
+                    let _ = parking.resume.wake();
+                }
+            }
+        }
         Err(e) => {
             pool.release_peer(&peer);
             log(
@@ -282,7 +302,11 @@ pub(super) fn wake_a_paused_loop(pool: &PoolState) {
 /// A pool thread's part: run the handler on a readable connection, then park it again or
 /// close it.
 pub(super) fn serve_request(shared: &Shared, handler: &dyn RequestHandler, job: Job) {
-    let Job { fd, peer } = job;
+    let Job {
+        fd,
+        peer,
+        peer_closed,
+    } = job;
     let keep =
         catch_unwind(AssertUnwindSafe(|| handler.serve(fd.as_fd(), &peer))).unwrap_or_else(|_| {
             log(
@@ -291,13 +315,32 @@ pub(super) fn serve_request(shared: &Shared, handler: &dyn RequestHandler, job: 
             );
             false
         });
+    // A peer that shut its side down sends no further request: keep it only while
+    // unread data remains (else a handler that keeps it at EOF would be called for ever).
+    let keep = keep && (!peer_closed || has_unread_data(&fd));
     let mut pool = lock(&shared.pool);
     if keep && !pool.stopped && pool.parking.is_some() {
         let generation = next_generation(&mut pool);
-        park(&mut pool, fd, peer, generation, false);
+        let idle_timeout = shared.config.idle_timeout.is_some();
+        park(&mut pool, fd, peer, generation, false, idle_timeout);
         return;
     }
     pool.release_peer(&peer);
     drop(pool);
     drop(fd);
+}
+
+/// Whether bytes wait to be read on `fd` (a peek that never blocks).
+fn has_unread_data(fd: &OwnedFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte buffer that lives for the call.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
 }
