@@ -21,6 +21,14 @@ pub fn polish(generated: &str) -> String {
         }
         let mut line = line.to_string();
         // "In C: `name`." tells a Rust reader the C name; in the C header it is the name.
+        // The note may be wrapped onto the next line, which then holds nothing else.
+        if line.ends_with(" In C:")
+            && lines
+                .next_if(|l| l.starts_with(" * `") && l.ends_with("`."))
+                .is_some()
+        {
+            line.truncate(line.len() - " In C:".len());
+        }
         if let Some(at) = line.find(" In C: `") {
             if let Some(end) = line[at..].find("`.") {
                 line.replace_range(at..at + end + 2, "");
