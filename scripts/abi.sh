@@ -7,8 +7,9 @@
 #     scripts/abi.sh baseline   rewrites abi/libresock.abi from the current source: the
 #                               deliberate step after an ABI change (scripts/abi-baseline.sh)
 #
-# An incompatible change also needs RESOCK_ABI_VERSION, the soname (SONAME in build.rs)
-# and the version node (RESOCK_0, build/header.rs) bumped before the baseline is rewritten.
+# An incompatible change also needs RESOCK_ABI_VERSION bumped (src/ffi), which bumps the
+# soname libresock.so.N and the version node RESOCK_N (N = RESOCK_ABI_VERSION - 1) with it,
+# before the baseline is rewritten.
 set -eu
 cd "$(dirname "$0")/.."
 mode=${1:-check}
@@ -51,7 +52,7 @@ case "$mode" in
         abidiff --no-show-locs --no-added-syms --suppressions "$suppressions" "$baseline" "$current" >/dev/null || changed=$?
         if [ $((changed & 12)) -ne 0 ]; then
             echo "ABI check: INCOMPATIBLE change against $baseline (see above)." >&2
-            echo "Revert it, or bump RESOCK_ABI_VERSION and the soname, then run scripts/abi-baseline.sh." >&2
+            echo "Revert it, or bump RESOCK_ABI_VERSION (the soname follows), then run scripts/abi-baseline.sh." >&2
             exit 1
         elif [ $((status & 4)) -ne 0 ]; then
             echo "ABI check: functions added, nothing changed; run scripts/abi-baseline.sh to record them."
