@@ -170,3 +170,37 @@ fn the_version_script_lists_every_function() {
         "{map}"
     );
 }
+
+#[path = "common/skip.rs"]
+mod skip;
+
+/// Every man page is valid roff: groff with all warnings on (`-ww`) says nothing.
+#[test]
+fn every_man_page_renders_without_groff_warnings() {
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut pages = Vec::new();
+    for section in ["man1", "man3", "man7"] {
+        for entry in std::fs::read_dir(man.join(section)).unwrap() {
+            pages.push(entry.unwrap().path());
+        }
+    }
+    for page in pages {
+        let out = match std::process::Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(&page)
+            .output()
+        {
+            Ok(out) => out,
+            Err(_) => {
+                skip::skip("groff is not installed (apt-get install groff-base)");
+                return;
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{}: {stderr}",
+            page.display()
+        );
+    }
+}
