@@ -14,10 +14,6 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The soname's major: bumped with RESOCK_ABI_VERSION on an incompatible change, together
-/// with the version node of the version script and the ABI baseline (scripts/abi-baseline.sh).
-const SONAME: &str = "libresock.so.0";
-
 fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     println!("cargo:rerun-if-changed=src");
@@ -37,12 +33,15 @@ fn main() {
     // rustc hands the linker its own (unversioned) version script first, and the first one
     // wins, so the versioned library is relinked from libresock.a with abi/resock.map by
     // scripts/install.sh. The soname needs no script: `cargo build --release` sets it.
+    // Both follow RESOCK_ABI_VERSION (header::soname_major).
+    let major = header::soname_major(&text);
     write_if_changed(
         &dir.join("abi").join("resock.map"),
-        &header::version_script(&functions),
+        &header::version_script(&functions, major),
     );
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{SONAME}");
-    link_soname_in_target_dir();
+    let soname = format!("libresock.so.{major}");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    link_soname_in_target_dir(&soname);
 
     let version = env::var("CARGO_PKG_VERSION").unwrap_or_default();
     for (file, page) in man::section3(&functions, &version) {
@@ -80,15 +79,15 @@ fn generate_header(dir: &Path) -> String {
 }
 
 /// A program linked with `-Ltarget/release -lresock` records the soname as what it needs,
-/// so target/release/libresock.so.0 must exist beside libresock.so: a symlink, made here
+/// so target/release/libresock.so.N must exist beside libresock.so: a symlink, made here
 /// (before the link it points to exists), in the profile directory OUT_DIR is under.
-fn link_soname_in_target_dir() {
+fn link_soname_in_target_dir(soname: &str) {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<package>-<hash>/out.
     let Some(profile_dir) = out.ancestors().nth(3) else {
         return;
     };
-    let link = profile_dir.join(SONAME);
+    let link = profile_dir.join(soname);
     if fs::read_link(&link).is_err() {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink("libresock.so", &link)

@@ -91,7 +91,8 @@ fn mentions(doc: &str, function: &str) -> bool {
     })
 }
 
-/// Roff-safe text: backslashes escaped, a leading dot or quote neutralised, `code` in bold.
+/// Roff-safe text: backslashes escaped, a leading dot or quote neutralised, `code` in bold,
+/// and non-ASCII characters (the em dashes of the doc comments) as groff's `\[uXXXX]`.
 fn escape(text: &str) -> String {
     let mut out = text.replace('\\', "\\e");
     if out.starts_with(['.', '\'']) {
@@ -103,8 +104,10 @@ fn escape(text: &str) -> String {
         if c == '`' {
             result.push_str(if bold { "\\fR" } else { "\\fB" });
             bold = !bold;
-        } else {
+        } else if c.is_ascii() {
             result.push(c);
+        } else {
+            result.push_str(&format!("\\[u{:04X}]", u32::from(c)));
         }
     }
     if bold {

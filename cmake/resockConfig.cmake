@@ -22,11 +22,17 @@ endif()
 include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 
+# The soname's major is RESOCK_ABI_VERSION - 1, as build.rs and scripts/install.sh set it.
+file(STRINGS "${_resock_prefix}/include/resock.h" _resock_abi
+     REGEX "^#define RESOCK_ABI_VERSION [0-9]+")
+string(REGEX MATCH "[0-9]+$" _resock_abi "${_resock_abi}")
+math(EXPR _resock_major "${_resock_abi} - 1")
+
 if(NOT TARGET resock::resock)
   add_library(resock::resock SHARED IMPORTED)
   set_target_properties(resock::resock PROPERTIES
     IMPORTED_LOCATION "${_resock_libdir}/libresock.so"
-    IMPORTED_SONAME "libresock.so.0"
+    IMPORTED_SONAME "libresock.so.${_resock_major}"
     INTERFACE_INCLUDE_DIRECTORIES "${_resock_prefix}/include")
 endif()
 
@@ -40,6 +46,8 @@ if(NOT TARGET resock::resock_static)
     INTERFACE_LINK_LIBRARIES "Threads::Threads;gcc_s;util;rt;m;dl;c")
 endif()
 
+unset(_resock_abi)
+unset(_resock_major)
 unset(_resock_dir)
 unset(_resock_libdir)
 unset(_resock_prefix)

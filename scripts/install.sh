@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Installs resock without cargo-c under PREFIX (default /usr/local):
-#   lib/libresock.a, lib/libresock.so.VERSION (soname libresock.so.0, every symbol
-#   versioned RESOCK_0 by abi/resock.map) with the libresock.so.0 and libresock.so links,
+#   lib/libresock.a, lib/libresock.so.VERSION (soname libresock.so.N, every symbol
+#   versioned RESOCK_N by abi/resock.map, N = RESOCK_ABI_VERSION - 1) with the
+#   libresock.so.N and libresock.so links,
 #   lib/pkgconfig/resock.pc, lib/cmake/resock/ (find_package(resock)), include/resock.h,
 #   include/resock_compat.h and share/man/man{1,3,7}.
 #
@@ -34,7 +35,8 @@ if [ -z "$lib_dir" ]; then
     lib_dir=target/release
 fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-soname=libresock.so.0
+abi=$(sed -n 's/^#define RESOCK_ABI_VERSION \([0-9]*\)$/\1/p' include/resock.h)
+soname=libresock.so.$((abi - 1))
 native_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/lib/cmake/resock" "$prefix/include"

@@ -153,7 +153,7 @@ fn every_exported_function_has_a_man_page() {
 }
 
 /// abi/resock.map versions exactly the header's functions (the installed library exports
-/// nothing else).
+/// nothing else), under the node RESOCK_<RESOCK_ABI_VERSION - 1>.
 #[test]
 fn the_version_script_lists_every_function() {
     let map = include_str!("../abi/resock.map");
@@ -164,5 +164,43 @@ fn the_version_script_lists_every_function() {
             f.name
         );
     }
-    assert!(map.contains("RESOCK_0 {") && map.contains("local:\n    *;"));
+    let node = format!("RESOCK_{} {{", header::soname_major(HEADER));
+    assert!(
+        map.contains(&node) && map.contains("local:\n    *;"),
+        "{map}"
+    );
+}
+
+#[path = "common/skip.rs"]
+mod skip;
+
+/// Every man page is valid roff: groff with all warnings on (`-ww`) says nothing.
+#[test]
+fn every_man_page_renders_without_groff_warnings() {
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut pages = Vec::new();
+    for section in ["man1", "man3", "man7"] {
+        for entry in std::fs::read_dir(man.join(section)).unwrap() {
+            pages.push(entry.unwrap().path());
+        }
+    }
+    for page in pages {
+        let out = match std::process::Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(&page)
+            .output()
+        {
+            Ok(out) => out,
+            Err(_) => {
+                skip::skip("groff is not installed (apt-get install groff-base)");
+                return;
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{}: {stderr}",
+            page.display()
+        );
+    }
 }

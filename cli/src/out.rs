@@ -24,7 +24,7 @@ pub fn print(text: &str) {
     }
 }
 
-/// `println!` through [`print`].
+/// `println!` through [`print()`].
 macro_rules! outln {
     () => {
         $crate::out::print("\n")
