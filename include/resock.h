@@ -171,8 +171,7 @@ typedef enum resock_log_level {
 } resock_log_level;
 
 /**
- * What the server does when `max_connections` connections are held. In C:
- * `RESOCK_AT_CAP_*`.
+ * What the server does when `max_connections` connections are held.
  */
 typedef enum resock_at_cap {
   /**
