@@ -30,6 +30,12 @@
 
 
 /**
+ * The capacity of a reader made with capacity 0 (and by [`Reader::new`]): a few TCP
+ * segments, so one read takes what a burst of small messages brought.
+ */
+#define DEFAULT_CAPACITY (16 << 10)
+
+/**
  * The largest record_size resock_client_start accepts (64 MiB): the record buffer is
  * allocated whole when the client starts.
  */
@@ -58,6 +64,11 @@
  * catch a header and a library from different generations.
  */
 #define RESOCK_ABI_VERSION 1
+
+/**
+ * The largest bufsize resock_reader_new accepts (64 MiB).
+ */
+#define RESOCK_READER_MAX_BUFSIZE (64 << 20)
 
 /**
  * Where a dialer or client is. In C: `RESOCK_STATE_*`.
@@ -193,6 +204,28 @@ typedef struct resock_client resock_client;
  * may start on the dialer after resock_dialer_free.
  */
 typedef struct resock_dialer resock_dialer;
+
+/**
+ * A buffered reader on a borrowed fd: opaque; create with resock_reader_new, free with
+ * resock_reader_free (or receive one in a client session, valid until it returns).
+ *
+ * It reads up to `bufsize` bytes at a time and serves lines and exact counts from what it
+ * read ahead, so a protocol parser costs one syscall per buffer, not per line. Do not
+ * read the fd directly while bytes are buffered: take them back first with
+ * resock_reader_take. Its calls follow the rules of resock_readn: a deadline in
+ * `opts->timeout_ms` checked before every syscall after the call's first, EINTR retried
+ * (returned with RESOCK_IO_RETURN_ON_EINTR), EAGAIN on an O_NONBLOCK fd polled (returned
+ * with RESOCK_IO_RETURN_ON_EAGAIN), EAGAIN returned when a blocking socket's SO_RCVTIMEO
+ * expired.
+ *
+ * Threads: a reader has one consumer. resock_reader_readn, resock_reader_readline and
+ * resock_reader_take called while another thread is inside one of them on the same
+ * reader fail at once with EBUSY (nothing is read or consumed); resock_reader_buffered
+ * may be called from any thread. resock_reader_free while another thread is still inside
+ * a call is safe (the memory goes when that call returns) but does not interrupt it: shut
+ * the fd down for that. No call may start on a reader after its resock_reader_free.
+ */
+typedef struct resock_reader resock_reader;
 
 /**
  * A server: opaque; create with resock_server_new, free with resock_server_free.
@@ -951,6 +984,81 @@ int resock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt);
  * fast on a vanished peer. Returns 0, or -1 with errno.
  */
 int resock_set_user_timeout(int fd, unsigned int ms);
+
+/**
+ * Creates a buffered reader on `fd`, which it borrows (never closes); `bufsize` is how
+ * much it reads at a time (0: 16384). Returns NULL with errno: EBADF (a negative or
+ * closed fd), EPROTOTYPE (a datagram, seqpacket or raw socket: read those with recv(2)),
+ * EINVAL (bufsize above RESOCK_READER_MAX_BUFSIZE), ENOMEM.
+ */
+struct resock_reader *resock_reader_new(int fd, size_t bufsize);
+
+/**
+ * Reads exactly `n` bytes: the read-ahead first, then the fd (a request of at least
+ * `bufsize` bytes goes straight into `buf`). Returns as resock_readn: `n`; at EOF the
+ * count read, 0..n-1, with errno 0; -1 with errno on error (ETIMEDOUT at the deadline,
+ * EINTR/EAGAIN when `opts->flags` ask for them, ECONNRESET, EBUSY when another thread is
+ * inside this reader, EINVAL for a NULL reader or buffer or a bad `opts`). `*done` (if
+ * not NULL) receives the bytes stored in `buf`, whatever the outcome: they are consumed,
+ * so resume with `buf + *done`.
+ *
+ * Memory: `buf` points to `n` writable bytes; `opts` is NULL or a valid resock_io_opts;
+ * `done` is NULL or writable.
+ */
+ssize_t resock_reader_readn(struct resock_reader *r,
+                            void *buf,
+                            size_t n,
+                            const struct resock_io_opts *opts,
+                            size_t *done);
+
+/**
+ * Reads one line — bytes through the first '\n' inclusive — stores it and a terminating
+ * NUL in `buf`, and returns its length (the UNP readline contract, buffered).
+ *
+ * A line longer than `maxlen - 1` bytes: -1/EMSGSIZE, and the line stays buffered (never
+ * split): call again with a bigger buffer, or drop its buffered bytes with
+ * resock_reader_take(r, NULL, n). At EOF the unfinished last line is returned (errno 0);
+ * 0 means EOF with nothing left. Every error — ETIMEDOUT at `opts->timeout_ms`, EINTR,
+ * EAGAIN, ECONNRESET — consumes nothing: the part of the line read so far stays buffered
+ * and the next call returns the line whole. The buffer grows to hold a line longer than
+ * `bufsize`, never beyond `maxlen`. `maxlen` below 2 or above SSIZE_MAX, a NULL reader or
+ * buffer, a bad `opts`: -1/EINVAL; EBUSY as for resock_reader_readn. On error `buf`
+ * holds an empty string. `*done` (if not NULL) receives the line's length (0 on error).
+ *
+ * Memory: `buf` points to `maxlen` writable bytes; `opts` and `done` as for
+ * resock_reader_readn.
+ */
+ssize_t resock_reader_readline(struct resock_reader *r,
+                               void *buf,
+                               size_t maxlen,
+                               const struct resock_io_opts *opts,
+                               size_t *done);
+
+/**
+ * The bytes read ahead and not yet returned (0 for NULL). Callable from any thread: a
+ * snapshot taken after the last call.
+ */
+size_t resock_reader_buffered(const struct resock_reader *r);
+
+/**
+ * Hands read-ahead back, with no syscall: moves up to `n` buffered bytes into `buf` and
+ * returns how many (0 when nothing is buffered). With `buf` NULL the bytes are dropped
+ * instead (a line that was too long). Take all of them (until it returns 0) before going
+ * on with raw I/O on the fd. A NULL reader or EBUSY (another thread inside): 0 with that
+ * errno (EINVAL, EBUSY); errno is untouched otherwise.
+ *
+ * Memory: `buf` is NULL or points to `n` writable bytes.
+ */
+size_t resock_reader_take(struct resock_reader *r, void *buf, size_t n);
+
+/**
+ * Frees the reader; the fd stays open (it was borrowed) and bytes still buffered are
+ * lost. A reader lent to a client session is the client's: freeing it does nothing.
+ * NULL is ignored.
+ *
+ * Memory: `r` is NULL or a live reader; no call may start on it after this one.
+ */
+void resock_reader_free(struct resock_reader *r);
 
 /**
  * Fills `cfg` with the defaults (see each field): all addresses, no port, no handler.
