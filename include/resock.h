@@ -61,9 +61,11 @@
 /**
  * The ABI generation of this library. It changes whenever an existing function, struct or
  * constant changes incompatibly; compare it with `resock_abi_version()` at run time to
- * catch a header and a library from different generations.
+ * catch a header and a library from different generations. 2: a client session takes the
+ * client's resock_reader and returns why it ended; the client config grew heartbeat,
+ * handshake and on_state fields (an ABI 1 program's smaller config still works as before).
  */
-#define RESOCK_ABI_VERSION 1
+#define RESOCK_ABI_VERSION 2
 
 /**
  * The largest bufsize resock_reader_new accepts (64 MiB).
@@ -94,6 +96,10 @@ typedef enum resock_state {
    * Stopped for good.
    */
   RESOCK_STATE_STOPPED = 4,
+  /**
+   * Connected, the client's `on_connect` handshake running (clients only).
+   */
+  RESOCK_STATE_HANDSHAKE = 5,
 } resock_state;
 
 /**
@@ -345,19 +351,93 @@ typedef struct resock_client_config {
   void (*on_record)(const void *rec, size_t len, void *user);
   /**
    * record_size 0: owns the connection's I/O until it returns; must not close `fd`.
+   * Read through `r`, a resock_reader on `fd` that the client lends for the call (do not
+   * free it; it is invalid once the session returns): the heartbeat runs inside its
+   * waits and the client sees how the connection ended (EOF, ECONNRESET, the
+   * heartbeat's ETIMEDOUT). Write to `fd`. Return 0, or an errno saying why the session
+   * ended (EPROTO for a protocol error, say; a negative value counts as EIO): it reaches
+   * on_disconnect and the stats. (ABI 2; a caller built with ABI 1's smaller struct
+   * keeps its `void session(int fd, void *user)` and is called that way.)
    */
-  void (*session)(int fd, void *user);
+  int (*session)(int fd, struct resock_reader *r, void *user);
   /**
-   * After each connection ends: its RESOCK_CLASS_* (RESOCK_CLASS_OK with errno
-   * ECANCELED when a stop ended it, with errno 0 when the session returned or on_connect
-   * refused it), the errno, and how long it lived in ms. May be NULL.
+   * After each connection ends: its RESOCK_CLASS_*, the errno, and how long it lived in
+   * ms. The reasons: the read error or EOF (RESOCK_CLASS_EOF, errno 0) that ended the
+   * records loop or the session's reads; the session's returned errno; ETIMEDOUT
+   * (RESOCK_CLASS_TIMEOUT) for the heartbeat or a handshake timeout; the error of a
+   * resock_client_send_opts that left a partial message on the wire; RESOCK_CLASS_OK
+   * with errno ECANCELED when a stop ended it, with errno 0 when on_connect refused it or
+   * the session returned 0 without its reader seeing an end. May be NULL.
    */
   void (*on_disconnect)(int cls, int errnum, int64_t lived_ms, void *user);
   /**
    * Passed to every callback.
    */
   void *user;
+  /**
+   * The application heartbeat, ms (-1: off). After this long with nothing received,
+   * on_idle runs (it may send a ping; non-zero hangs up); if still nothing arrives
+   * within another idle_timeout_ms, the client hangs up with ETIMEDOUT
+   * (RESOCK_CLASS_TIMEOUT) and reconnects. It runs inside the records loop's reads and
+   * the session's reads through its resock_reader. Catches what keepalive cannot: a
+   * peer whose kernel still answers while the process is stopped or hung.
+   */
+  int idle_timeout_ms;
+  /**
+   * The heartbeat's ping: runs on the client thread inside a read; write the ping to
+   * `fd`; return non-zero to hang up at once. May be NULL (no ping: hang up after two
+   * idle periods).
+   */
+  int (*on_idle)(int fd, void *user);
+  /**
+   * Bounds on_connect's I/O, ms (10000; -1: none): each blocking read or write on the
+   * fd returns -1/EAGAIN once it waited this long (SO_RCVTIMEO/SO_SNDTIMEO, set for the
+   * handshake only), and a handshake that took longer in all is a handshake timeout:
+   * the client hangs up (ETIMEDOUT) even if on_connect returned 0. A refused or timed
+   * out handshake is a flap: it never resets the backoff.
+   */
+  int handshake_timeout_ms;
+  /**
+   * Every state change and attempt, not rate-limited, on the client thread with no
+   * lock held: RESOCK_STATE_CONNECTING (attempt n, counted from 1 since the last
+   * healthy connection), RESOCK_STATE_HANDSHAKE, RESOCK_STATE_CONNECTED,
+   * RESOCK_STATE_IDLE (a connection ended; errnum is its errno), RESOCK_STATE_BACKOFF
+   * (next_delay_ms until the next attempt; errnum the last failure's errno),
+   * RESOCK_STATE_STOPPED. May be NULL.
+   */
+  void (*on_state)(int state, unsigned int attempt, int64_t next_delay_ms, int errnum, void *user);
 } resock_client_config;
+
+/**
+ * Options for resock_readn, resock_writen, resock_writev and resock_readline.
+ * Initialise with resock_io_opts_init(), then change fields: a struct from a newer header
+ * is accepted as long as the fields this library does not know are zero.
+ */
+typedef struct resock_io_opts {
+  /**
+   * sizeof(resock_io_opts): lets the struct grow without breaking old callers.
+   */
+  size_t struct_size;
+  /**
+   * Deadline for the whole call in milliseconds, on CLOCK_MONOTONIC from the call's
+   * start; -1 = none. It is checked before every syscall after the first, so 0 means
+   * one nonblocking attempt: it moves what is ready now and returns -1/ETIMEDOUT if that
+   * was not everything (even if EOF would come next). Expiry returns -1/ETIMEDOUT with
+   * `*done` set. No syscall blocks past it on sockets (MSG_DONTWAIT), pipes, FIFOs and
+   * eventfd reads (preadv2/pwritev2 with RWF_NOWAIT), blocking or not. Weaker: fds
+   * without a per-call nonblocking mode (ttys, other character devices, eventfd writes)
+   * are polled, then read or written with a plain syscall, which can block past the
+   * deadline if another thread takes the data or the room in between, or if the fd says
+   * it is writable without room for this write (an eventfd counter near its maximum);
+   * set O_NONBLOCK on such fds for a hard bound. Regular files and block devices: the
+   * disk wait inside one syscall is not bounded.
+   */
+  int timeout_ms;
+  /**
+   * RESOCK_IO_RETURN_ON_EINTR | RESOCK_IO_RETURN_ON_EAGAIN, or 0.
+   */
+  uint32_t flags;
+} resock_io_opts;
 
 /**
  * A snapshot of a dialer's or client's counters. In C: `resock_stats`.
@@ -419,37 +499,6 @@ typedef struct resock_stats {
    */
   uint64_t bytes_out;
 } resock_stats;
-
-/**
- * Options for resock_readn, resock_writen, resock_writev and resock_readline.
- * Initialise with resock_io_opts_init(), then change fields: a struct from a newer header
- * is accepted as long as the fields this library does not know are zero.
- */
-typedef struct resock_io_opts {
-  /**
-   * sizeof(resock_io_opts): lets the struct grow without breaking old callers.
-   */
-  size_t struct_size;
-  /**
-   * Deadline for the whole call in milliseconds, on CLOCK_MONOTONIC from the call's
-   * start; -1 = none. It is checked before every syscall after the first, so 0 means
-   * one nonblocking attempt: it moves what is ready now and returns -1/ETIMEDOUT if that
-   * was not everything (even if EOF would come next). Expiry returns -1/ETIMEDOUT with
-   * `*done` set. No syscall blocks past it on sockets (MSG_DONTWAIT), pipes, FIFOs and
-   * eventfd reads (preadv2/pwritev2 with RWF_NOWAIT), blocking or not. Weaker: fds
-   * without a per-call nonblocking mode (ttys, other character devices, eventfd writes)
-   * are polled, then read or written with a plain syscall, which can block past the
-   * deadline if another thread takes the data or the room in between, or if the fd says
-   * it is writable without room for this write (an eventfd counter near its maximum);
-   * set O_NONBLOCK on such fds for a hard bound. Regular files and block devices: the
-   * disk wait inside one syscall is not bounded.
-   */
-  int timeout_ms;
-  /**
-   * RESOCK_IO_RETURN_ON_EINTR | RESOCK_IO_RETURN_ON_EAGAIN, or 0.
-   */
-  uint32_t flags;
-} resock_io_opts;
 
 /**
  * A server's configuration. Initialise with resock_server_config_init(), then set `port`
@@ -560,7 +609,7 @@ struct resock_client *resock_client_start(const struct resock_client_config *cfg
 
 /**
  * Writes all `n` bytes to the live connection (serialised with other senders, never
- * raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up or
+ * raising SIGPIPE), with no deadline (see resock_client_send_opts). Returns 0, or -1 with errno: ENOTCONN while no connection is up or
  * on_connect has not accepted it yet (nothing is buffered for later; on_connect itself
  * writes its handshake to its `fd`), EPIPE/ECONNRESET when it died meanwhile, EINVAL for
  * a NULL client or buffer.
@@ -568,7 +617,39 @@ struct resock_client *resock_client_start(const struct resock_client_config *cfg
  * # Safety
  * `c` is NULL or a live client; `buf` points to `n` readable bytes.
  */
-int resock_client_send(struct resock_client *c, const void *buf, size_t n);
+int resock_client_send(struct resock_client *c,
+                       const void *buf,
+                       size_t n);
+
+/**
+ * resock_client_send with options and a count: `opts->timeout_ms` bounds the wait for
+ * other senders as well as the write, and `opts->flags` are those of resock_writen.
+ * Returns `n`, or -1 with errno as resock_client_send plus ETIMEDOUT (and EINTR/EAGAIN
+ * when the flags ask for them); `*done` (if not NULL) receives the bytes written. A send
+ * that stops after part of the message went out has torn the stream (the peer holds half
+ * a message, and the next sender's bytes would follow it): the client hangs that
+ * connection up with this errno (on_disconnect sees it) and reconnects. One that stops
+ * before any byte went out leaves the connection as it was. A bad `opts`: -1/EINVAL.
+ *
+ * # Safety
+ * `c` is NULL or a live client; `buf` points to `n` readable bytes; `opts` is NULL or a
+ * valid resock_io_opts; `done` is NULL or writable.
+ */
+ptrdiff_t resock_client_send_opts(struct resock_client *c,
+                                  const void *buf,
+                                  size_t n,
+                                  const struct resock_io_opts *opts,
+                                  size_t *done);
+
+/**
+ * Forgets the backoff (the network came back): the next attempt starts at once, even if
+ * the client is waiting out a backoff right now. Callable from any thread and from the
+ * callbacks; NULL is ignored.
+ *
+ * # Safety
+ * `c` is NULL or a live client.
+ */
+void resock_client_reset(struct resock_client *c);
 
 /**
  * Stops the client; callable from any thread and from inside its callbacks; never blocks.

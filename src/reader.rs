@@ -46,9 +46,10 @@
 //! ```
 
 use std::io::{self, BufRead, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
+use crate::client::OnIdle;
 use crate::error::{Class, Error, Partial};
 use crate::io::{Line, LineEnd, MAX_IO, Opts, ReadCall, probe_kind};
 use crate::sys::FdKind;
@@ -56,10 +57,6 @@ use crate::sys::FdKind;
 /// The capacity of a reader made with capacity 0 (and by [`Reader::new`]): a few TCP
 /// segments, so one read takes what a burst of small messages brought.
 pub const DEFAULT_CAPACITY: usize = 16 << 10;
-
-/// What the client calls when nothing arrived for its idle timeout: true keeps the
-/// connection (it may have sent a ping), false hangs up.
-pub(crate) type OnIdle = Box<dyn FnMut(BorrowedFd<'_>) -> bool + Send>;
 
 /// The client's application heartbeat, run inside the reader's waits.
 pub(crate) struct Heartbeat {
@@ -423,6 +420,11 @@ impl<F: AsFd> Reader<F> {
     /// or the heartbeat's ETIMEDOUT. None while it has seen no end.
     pub fn ended(&self) -> Option<(Class, i32)> {
         self.ended
+    }
+
+    /// True once the heartbeat hung up.
+    pub(crate) fn hung_up(&self) -> bool {
+        self.hung_up
     }
 
     /// Runs `heartbeat` inside every wait from now on (the client's idle timeout).

@@ -8,8 +8,10 @@ use crate::{doctor, error};
 
 /// The ABI generation of this library. It changes whenever an existing function, struct or
 /// constant changes incompatibly; compare it with `resock_abi_version()` at run time to
-/// catch a header and a library from different generations.
-pub const RESOCK_ABI_VERSION: c_int = 1;
+/// catch a header and a library from different generations. 2: a client session takes the
+/// client's resock_reader and returns why it ended; the client config grew heartbeat,
+/// handshake and on_state fields (an ABI 1 program's smaller config still works as before).
+pub const RESOCK_ABI_VERSION: c_int = 2;
 
 static VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
