@@ -402,7 +402,7 @@ typedef struct resock_client_config {
    * lock held: RESOCK_STATE_CONNECTING (attempt n, counted from 1 since the last
    * healthy connection), RESOCK_STATE_HANDSHAKE, RESOCK_STATE_CONNECTED,
    * RESOCK_STATE_IDLE (a connection ended; errnum is its errno), RESOCK_STATE_BACKOFF
-   * (next_delay_ms until the next attempt; errnum the last failure's errno),
+   * (next_delay_ms until attempt `attempt` starts; errnum the last failure's errno),
    * RESOCK_STATE_STOPPED. May be NULL.
    */
   void (*on_state)(int state, unsigned int attempt, int64_t next_delay_ms, int errnum, void *user);

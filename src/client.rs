@@ -585,7 +585,6 @@ fn serve<S: Session>(t: &mut Thread<'_, S>, fd: &OwnedFd) -> (Class, i32) {
         // A stop between the dial and the line above found no fd to shut down.
         shared.shutdown_live();
     }
-    t.notify_state(State::Handshake, 0);
     match handshake(t, fd) {
         Ok(true) => {}
         Ok(false) => return (Class::Ok, 0),

@@ -77,7 +77,8 @@ pub enum State {
 pub struct StateChange {
     /// The state entered.
     pub state: State,
-    /// The attempt this is about, counted from 1 since the last healthy connection.
+    /// The attempt this is about, counted from 1 since the last healthy connection; for
+    /// [`State::Backoff`], the attempt that starts once the delay is over.
     pub attempt: u32,
     /// [`State::Backoff`]: how long until the next attempt starts; zero otherwise.
     pub next_delay: Duration,
@@ -335,7 +336,7 @@ impl Dialer {
                 let (attempt, errno) = self.next_attempt();
                 observe(StateChange {
                     state: State::Backoff,
-                    attempt: attempt - 1,
+                    attempt,
                     next_delay: delay,
                     errno,
                 });

@@ -74,7 +74,7 @@ pub struct resock_client_config {
     /// lock held: RESOCK_STATE_CONNECTING (attempt n, counted from 1 since the last
     /// healthy connection), RESOCK_STATE_HANDSHAKE, RESOCK_STATE_CONNECTED,
     /// RESOCK_STATE_IDLE (a connection ended; errnum is its errno), RESOCK_STATE_BACKOFF
-    /// (next_delay_ms until the next attempt; errnum the last failure's errno),
+    /// (next_delay_ms until attempt `attempt` starts; errnum the last failure's errno),
     /// RESOCK_STATE_STOPPED. May be NULL.
     pub on_state: Option<
         unsafe extern "C" fn(
@@ -160,11 +160,13 @@ impl Session for CallbackSession {
         let Some(f) = self.c.session else {
             return Ok(());
         };
+        type SessionV2 =
+            unsafe extern "C" fn(fd: c_int, r: *mut resock_reader, user: *mut c_void) -> c_int;
         let fd = reader.get_ref().as_raw_fd();
         if self.v1 {
             // SAFETY: a caller with ABI 1's struct size registered a function of ABI 1's
             // type: calling it through that type is calling it as it is.
-            unsafe { std::mem::transmute::<_, SessionV1>(f)(fd, self.c.user) };
+            unsafe { std::mem::transmute::<SessionV2, SessionV1>(f)(fd, self.c.user) };
             return Ok(());
         }
         let handle = lend(reader);
