@@ -597,12 +597,9 @@ fn serve<S: Session>(t: &mut Thread<'_, S>, fd: &OwnedFd) -> (Class, i32) {
         shared.shutdown_live();
     }
     t.notify_state(State::Connected, 0);
-    let capacity = match t.config.mode {
-        // Small records: many per read. Big ones are read straight into the record.
-        Mode::Records(n) => n.min(crate::reader::DEFAULT_CAPACITY),
-        Mode::Session => 0,
-    };
-    let mut reader = match Reader::with_capacity(capacity, fd.as_fd()) {
+    // Small records come many to a read; one at least as big as the buffer is read
+    // straight into the record.
+    let mut reader = match Reader::new(fd.as_fd()) {
         Ok(reader) => reader,
         Err(e) => return (e.class(), e.errno()),
     };

@@ -486,7 +486,7 @@ impl Dialer {
         };
         self.update(|s| {
             s.flaps += u64::from(flap);
-            if s.state == State::Connected {
+            if matches!(s.state, State::Connected | State::Handshake) {
                 s.state = State::Idle;
             }
         });

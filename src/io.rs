@@ -433,7 +433,7 @@ impl<'a> Waiter<'a> {
 /// How a call may read an fd, from the hint table or a SO_TYPE probe. Reads need to know
 /// before the first byte moves: a datagram read into a short buffer loses the rest of the
 /// datagram, so only stream sockets and non-sockets are read.
-pub(crate) fn read_kind(fd: RawFd) -> Result<FdKind, Error> {
+fn read_kind(fd: RawFd) -> Result<FdKind, Error> {
     match sys::kind_hint(fd) {
         FdKind::Unknown => probe_kind(fd),
         known => Ok(known),
