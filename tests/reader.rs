@@ -431,3 +431,101 @@ fn the_rust_reader_reports_a_long_line_and_keeps_it() {
     let line = r.read_line_with(&mut big, &Opts::default()).unwrap();
     assert_eq!((line.len, line.end), (9, LineEnd::Newline));
 }
+
+/// One reader operation of the model test.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Line(usize),
+    Exact(usize),
+    Take(usize),
+}
+
+/// Random streams in random pieces, read with random mixes of lines, exact counts and
+/// takes through readers of random capacities, against a model of the stream: every byte
+/// comes out once, in order; a line longer than the buffer is EMSGSIZE and consumes
+/// nothing; EOF ends a line or a count where the model says.
+#[test]
+fn random_mixes_of_lines_counts_and_takes_match_the_model() {
+    for seed in 0..300u64 {
+        let bytes = pattern(600, seed);
+        // Newlines often enough for lines to happen, rarely enough for long ones.
+        let data: Vec<u8> = bytes
+            .iter()
+            .map(|&b| if b % 9 == 0 { b'\n' } else { b'a' + b % 26 })
+            .collect();
+        let knobs = pattern(200, seed ^ 0xABCD);
+        let capacity = usize::from(knobs[0] % 40) + 1;
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let writer = {
+            let data = data.clone();
+            let sizes: Vec<usize> = knobs.iter().map(|&k| usize::from(k % 97) + 1).collect();
+            std::thread::spawn(move || {
+                let mut at = 0;
+                for size in sizes.iter().cycle() {
+                    let end = (at + size).min(data.len());
+                    a.write_all(&data[at..end]).unwrap();
+                    at = end;
+                    if at == data.len() {
+                        return;
+                    }
+                }
+            })
+        };
+        let mut r = Reader::with_capacity(capacity, &b).unwrap();
+        let mut model = &data[..];
+        let mut ops = knobs[1..].iter().map(|&k| match k % 3 {
+            0 => Op::Line(usize::from(k / 3 % 50) + 1),
+            1 => Op::Exact(usize::from(k / 3 % 30)),
+            _ => Op::Take(usize::from(k / 3 % 20)),
+        });
+        // Until the model is drained: the ops, then lines of 1000 to finish.
+        while !model.is_empty() {
+            let op = ops.next().unwrap_or(Op::Line(1000));
+            match op {
+                Op::Line(limit) => {
+                    let mut buf = vec![0u8; limit];
+                    let nl = model.iter().take(limit).position(|&c| c == b'\n');
+                    match (nl, r.read_line_with(&mut buf, &Opts::default())) {
+                        (Some(i), Ok(line)) => {
+                            assert_eq!(&buf[..line.len], &model[..=i], "seed {seed} {op:?}");
+                            assert_eq!(line.end, LineEnd::Newline);
+                            model = &model[i + 1..];
+                        }
+                        (None, Err(e)) if model.len() >= limit => {
+                            assert_eq!(e.errno(), libc::EMSGSIZE, "seed {seed} {op:?}");
+                        }
+                        (None, Ok(line)) if model.len() < limit => {
+                            // Only at EOF: the writer wrote all, the reader sees the end.
+                            assert_eq!(line.end, LineEnd::Eof, "seed {seed}");
+                            assert_eq!(&buf[..line.len], model, "seed {seed}");
+                            model = &[];
+                        }
+                        (nl, got) => panic!("seed {seed} {op:?}: model {nl:?}, got {got:?}"),
+                    }
+                }
+                Op::Exact(n) => {
+                    let mut buf = vec![0u8; n];
+                    match r.read_exact_with(&mut buf, &Opts::default()) {
+                        Ok(()) => {
+                            assert_eq!(&buf[..], &model[..n], "seed {seed} {op:?}");
+                            model = &model[n..];
+                        }
+                        Err(p) => {
+                            assert!(matches!(p.error, resock::Error::Eof), "seed {seed}");
+                            assert!(model.len() < n, "seed {seed}: early EOF");
+                            assert_eq!(&buf[..p.done], model, "seed {seed}");
+                            model = &[];
+                        }
+                    }
+                }
+                Op::Take(n) => {
+                    let mut buf = vec![0u8; n];
+                    let got = r.take_buffered(&mut buf);
+                    assert_eq!(&buf[..got], &model[..got], "seed {seed} {op:?}");
+                    model = &model[got..];
+                }
+            }
+        }
+        writer.join().unwrap();
+    }
+}
