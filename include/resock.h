@@ -635,11 +635,11 @@ int resock_client_send(struct resock_client *c,
  * `c` is NULL or a live client; `buf` points to `n` readable bytes; `opts` is NULL or a
  * valid resock_io_opts; `done` is NULL or writable.
  */
-ptrdiff_t resock_client_send_opts(struct resock_client *c,
-                                  const void *buf,
-                                  size_t n,
-                                  const struct resock_io_opts *opts,
-                                  size_t *done);
+ssize_t resock_client_send_opts(struct resock_client *c,
+                                const void *buf,
+                                size_t n,
+                                const struct resock_io_opts *opts,
+                                size_t *done);
 
 /**
  * Forgets the backoff (the network came back): the next attempt starts at once, even if

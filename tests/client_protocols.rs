@@ -809,3 +809,45 @@ fn bad_heartbeat_and_handshake_timeouts_are_einval() {
         assert_eq!(common::errno(), libc::EINVAL, "{idle} {handshake}");
     }
 }
+
+#[test]
+fn send_opts_and_reset_from_c() {
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let host = std::ffi::CString::new("127.0.0.1").unwrap();
+    let port = std::ffi::CString::new(port.to_string()).unwrap();
+    let mut cfg = client_config(dial_config(&host, &port));
+    cfg.session = Some(c_session);
+    let seen = c_seen();
+    cfg.user = (&*seen as *const CSeen).cast_mut().cast();
+    let client = unsafe { resock_client_start(&cfg) };
+    assert!(!client.is_null());
+    let send = |opts: *const common::IoOpts| {
+        let mut done = usize::MAX;
+        common::set_errno(0);
+        let rc =
+            unsafe { resock_client_send_opts(client, b"hi".as_ptr().cast(), 2, opts, &mut done) };
+        (rc, common::errno(), done)
+    };
+    // Nothing is connected: ENOTCONN, nothing sent.
+    assert_eq!(send(&common::opts(50, 0)), (-1, libc::ENOTCONN, 0));
+    assert_eq!(send(std::ptr::null()), (-1, libc::ENOTCONN, 0));
+    // A bad opts is EINVAL before anything else.
+    assert_eq!(send(&common::opts(-5, 0)), (-1, libc::EINVAL, 0));
+    let rc = unsafe {
+        resock_client_send_opts(
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!((rc, common::errno()), (-1, libc::EINVAL));
+    unsafe {
+        resock_client_reset(client);
+        resock_client_reset(std::ptr::null_mut());
+        resock_client_free(client);
+    }
+}

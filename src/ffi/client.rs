@@ -1,6 +1,8 @@
 //! C exports: the Client thread (`resock_client_*`).
 
 use std::ffi::{c_int, c_uint, c_void};
+
+use libc::{size_t, ssize_t};
 use std::mem::offset_of;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
@@ -375,10 +377,10 @@ pub unsafe extern "C" fn resock_client_send(
 pub unsafe extern "C" fn resock_client_send_opts(
     c: *mut resock_client,
     buf: *const c_void,
-    n: usize,
+    n: size_t,
     opts: *const resock_io_opts,
-    done: *mut usize,
-) -> isize {
+    done: *mut size_t,
+) -> ssize_t {
     boundary(|| {
         // SAFETY: forwarded contract.
         unsafe {
@@ -387,7 +389,7 @@ pub unsafe extern "C" fn resock_client_send_opts(
                     Ok(c) => c,
                     Err(e) => return fail(e, 0, done),
                 };
-                if buf.is_null() && n > 0 || n > isize::MAX as usize {
+                if buf.is_null() && n > 0 || n > ssize_t::MAX as size_t {
                     return fail(Error::InvalidInput("bad buffer"), 0, done);
                 }
                 let bytes = if n == 0 {
@@ -399,7 +401,7 @@ pub unsafe extern "C" fn resock_client_send_opts(
                 match c.inner.send_with(bytes, opts) {
                     Ok(()) => {
                         store(done, n);
-                        n as isize
+                        n as ssize_t
                     }
                     Err(p) => fail(p.error, p.done, done),
                 }
