@@ -1,11 +1,15 @@
 //! The Client: the seed's data thread — connect, read records until the connection fails,
 //! close, reconnect — as a thread that a [`Dialer`] drives.
 //!
-//! In record mode the thread reads fixed-size records with [`read_full`] (the seed's
-//! `readn(datalen)` loop) and hands each whole record to [`Session::on_record`]; a torn
-//! record is never delivered. In session mode [`Session::session`] owns the connection's I/O
-//! until it returns. Either way the thread then closes the fd, reports
-//! [`Session::on_disconnect`] and dials again with backoff.
+//! In record mode the thread reads fixed-size records through the connection's buffered
+//! [`Reader`] (the seed's `readn(datalen)` loop, a burst of small records per read) and
+//! hands each whole record to [`Session::on_record`]; a torn record is never delivered. In
+//! session mode [`Session::session`] owns the connection's I/O until it returns, reading
+//! through the same [`Reader`]. Both run the heartbeat ([`ClientConfig::idle_timeout`])
+//! inside those reads. Either way the thread then closes the fd, reports
+//! [`Session::on_disconnect`] with the reason the connection ended and dials again with
+//! backoff; a connection counts as healthy for the backoff only once `on_connect` accepted
+//! it and it served `stable_after` (see [`ClientConfig::handshake_timeout`]).
 //!
 //! [`Client::stop`] works from any thread, including from inside a callback, and never
 //! blocks: it stops the dialer (waking a connect or a backoff) and shuts the live socket
@@ -485,7 +489,7 @@ struct Thread<'a, S: Session> {
     session: S,
     record: Vec<u8>,
     /// The heartbeat's ping, lent to each connection's reader.
-    on_idle: Option<crate::client::OnIdle>,
+    on_idle: Option<OnIdle>,
     /// The attempt the last state change was about.
     attempt: u32,
 }

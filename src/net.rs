@@ -194,6 +194,10 @@ fn race(
     let mut next = 0;
     let mut next_start = Instant::now();
     loop {
+        // No attempt starts past the deadline (the first one always runs).
+        if next > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::TimedOut);
+        }
         if next < addrs.len() && (pending.is_empty() || Instant::now() >= next_start) {
             let addr = addrs[next];
             next += 1;
