@@ -7,7 +7,8 @@
 //!
 //!     cargo bench -p resock --bench io --features bench [-- ROUNDS] [--svg FILE] [--small]
 //!
-//! `--small` runs only the small-message table.
+//! `--small` runs only the small-message table; `--reader` only the buffered-readline
+//! table (resock_reader against readline_sync and UNP's buffered readline).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -23,6 +24,17 @@ unsafe extern "C" {
     fn seed_writen(fd: libc::c_int, buf: *const libc::c_void, n: usize) -> isize;
     fn plain_readn(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
     fn readline_sync(fd: libc::c_int, buf: *mut libc::c_void, maxlen: usize) -> isize;
+    fn unp_readline(fd: libc::c_int, buf: *mut libc::c_void, maxlen: usize) -> isize;
+    static mut unp_read_calls: libc::c_ulong;
+    fn resock_reader_new(fd: libc::c_int, bufsize: usize) -> *mut libc::c_void;
+    fn resock_reader_readline(
+        r: *mut libc::c_void,
+        buf: *mut libc::c_void,
+        maxlen: usize,
+        opts: *const libc::c_void,
+        done: *mut usize,
+    ) -> isize;
+    fn resock_reader_free(r: *mut libc::c_void);
     static mut seed_recv_calls: libc::c_ulong;
     fn readn_sync(fd: libc::c_int, buf: *mut libc::c_void, n: usize) -> isize;
     fn writen_sync(fd: libc::c_int, buf: *const libc::c_void, n: usize) -> isize;
@@ -190,6 +202,10 @@ fn main() {
         small_messages(rounds);
         return;
     }
+    if std::env::args().any(|a| a == "--reader") {
+        reader_lines(rounds);
+        return;
+    }
     println!("## Throughput (MB/s; median of {rounds} alternated runs, min–max)\n");
     println!("| transport | message | seed C loop | resock | std | resock/seed | resock/std |");
     println!("|---|---|---|---|---|---|---|");
@@ -239,6 +255,7 @@ fn main() {
     }
 
     small_messages(rounds);
+    reader_lines(rounds);
 
     println!("\n## Syscalls for one 1 MiB message the peer writes in 64 KiB pieces\n");
     println!("| transport | seed C loop recvfrom | resock recv |");
@@ -529,5 +546,157 @@ fn small_messages(rounds: usize) {
     println!("|---|---|");
     for kind in [Small::Unix, Small::Pipe] {
         println!("| {} | {:.2} |", kind.name(), readline_syscalls(kind));
+    }
+}
+
+/// A line reader under test.
+#[derive(Clone, Copy, PartialEq)]
+enum LineImpl {
+    /// resock_reader_readline with a 4096-byte read-ahead (UNP's MAXLINE).
+    Reader,
+    /// UNP's static-buffer readline, compiled from benches/seed_loop.c.
+    Unp,
+    /// readline_sync: no read-ahead (peek + read on sockets, a byte per read on pipes).
+    Sync,
+}
+
+impl LineImpl {
+    fn name(self) -> &'static str {
+        match self {
+            LineImpl::Reader => "resock_reader",
+            LineImpl::Unp => "UNP readline",
+            LineImpl::Sync => "readline_sync",
+        }
+    }
+}
+
+/// The fds of the readline runs: a pipe, an AF_UNIX stream, TCP loopback.
+#[derive(Clone, Copy, PartialEq)]
+enum LineFd {
+    Pipe,
+    Unix,
+    Tcp,
+}
+
+impl LineFd {
+    fn name(self) -> &'static str {
+        match self {
+            LineFd::Pipe => "pipe",
+            LineFd::Unix => "AF_UNIX stream",
+            LineFd::Tcp => "TCP loopback",
+        }
+    }
+
+    /// (read end, write end).
+    fn open(self) -> (OwnedFd, OwnedFd) {
+        match self {
+            LineFd::Pipe => Small::Pipe.open(),
+            LineFd::Unix => Small::Unix.open(),
+            LineFd::Tcp => {
+                let (a, b) = pair(Transport::Tcp);
+                (b, a)
+            }
+        }
+    }
+}
+
+/// Reads `lines` 64-byte lines (written in 64 KiB batches by another thread) with `imp`:
+/// (lines per second, syscalls per line on the reading thread).
+fn line_run(imp: LineImpl, fd: LineFd, lines: usize) -> (f64, f64) {
+    let (rx, tx) = fd.open();
+    let writer = thread::spawn(move || {
+        let mut line = [b'x'; 64];
+        line[63] = b'\n';
+        let batch: Vec<u8> = line.iter().copied().cycle().take(64 << 10).collect();
+        let mut left = lines * 64;
+        while left > 0 {
+            let n = left.min(batch.len());
+            small_write(false, tx.as_raw_fd(), &batch[..n]);
+            left -= n;
+        }
+    });
+    let reader = match imp {
+        LineImpl::Reader => unsafe { resock_reader_new(rx.as_raw_fd(), 4096) },
+        _ => std::ptr::null_mut(),
+    };
+    let mut buf = [0u8; 128];
+    reset_syscall_counts();
+    unsafe { unp_read_calls = 0 };
+    let start = Instant::now();
+    for _ in 0..lines {
+        let p = buf.as_mut_ptr().cast();
+        let n = unsafe {
+            match imp {
+                LineImpl::Reader => {
+                    resock_reader_readline(reader, p, 128, std::ptr::null(), std::ptr::null_mut())
+                }
+                LineImpl::Unp => unp_readline(rx.as_raw_fd(), p, 128),
+                LineImpl::Sync => readline_sync(rx.as_raw_fd(), p, 128),
+            }
+        };
+        assert_eq!(n, 64);
+    }
+    let took = start.elapsed();
+    let calls = match imp {
+        LineImpl::Unp => (unsafe { unp_read_calls }) as u64,
+        _ => syscall_counts().total(),
+    };
+    unsafe { resock_reader_free(reader) };
+    writer.join().unwrap();
+    (
+        lines as f64 / took.as_secs_f64(),
+        calls as f64 / lines as f64,
+    )
+}
+
+/// resock_reader against readline_sync and UNP's buffered readline.
+fn reader_lines(rounds: usize) {
+    println!(
+        "\n## Buffered readline: resock_reader vs readline_sync vs UNP (lines/s; median of {rounds} alternated runs, min–max)\n"
+    );
+    println!("64-byte lines, written in 64 KiB batches by another thread; 4096-byte read-ahead.\n");
+    let imps = [LineImpl::Reader, LineImpl::Unp, LineImpl::Sync];
+    let [a, b, c] = imps.map(LineImpl::name);
+    println!("| fd | {a} | {b} | {c} | reader/UNP | syscalls per line (reader / UNP / sync) |");
+    println!("|---|---|---|---|---|---|");
+    for fd in [LineFd::Pipe, LineFd::Unix, LineFd::Tcp] {
+        let mut runs: [Vec<f64>; 3] = Default::default();
+        let mut per_line = [0f64; 3];
+        for _ in 0..rounds {
+            for (k, imp) in imps.into_iter().enumerate() {
+                // readline_sync on a pipe makes 65 syscalls a line: fewer lines, same rate.
+                let lines = if imp == LineImpl::Sync {
+                    20_000
+                } else {
+                    200_000
+                };
+                let (rate, calls) = line_run(imp, fd, lines);
+                runs[k].push(rate);
+                per_line[k] = calls;
+            }
+        }
+        let cell = |v: &mut Vec<f64>| {
+            let m = median(v);
+            (
+                m,
+                format!(
+                    "{:.2} M ({:.2}–{:.2})",
+                    m / 1e6,
+                    v[0] / 1e6,
+                    v[v.len() - 1] / 1e6
+                ),
+            )
+        };
+        let (reader, reader_s) = cell(&mut runs[0]);
+        let (unp, unp_s) = cell(&mut runs[1]);
+        let (_, sync_s) = cell(&mut runs[2]);
+        println!(
+            "| {} | {reader_s} | {unp_s} | {sync_s} | {:.2}× | {:.4} / {:.4} / {:.2} |",
+            fd.name(),
+            reader / unp,
+            per_line[0],
+            per_line[1],
+            per_line[2]
+        );
     }
 }

@@ -106,10 +106,7 @@ fn soak(seconds: u64) {
     dial.backoff.initial = Duration::from_millis(1);
     dial.backoff.max = Duration::from_millis(10);
     let client = Client::start(
-        ClientConfig {
-            dial,
-            mode: Mode::Records(64),
-        },
+        ClientConfig::new(dial, Mode::Records(64)),
         Count(records.clone()),
     )
     .unwrap();

@@ -27,10 +27,12 @@
 
 static int checked;
 
-static void on_session(int fd, void *user)
+static int on_session(int fd, resock_reader *r, void *user)
 {
     (void) fd;
+    (void) r;
     (void) user;
+    return 0;
 }
 
 static void on_record(const void *rec, size_t len, void *user)

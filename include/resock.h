@@ -30,6 +30,12 @@
 
 
 /**
+ * The capacity of a reader made with capacity 0 (and by [`Reader::new`]): a few TCP
+ * segments, so one read takes what a burst of small messages brought.
+ */
+#define DEFAULT_CAPACITY (16 << 10)
+
+/**
  * The largest record_size resock_client_start accepts (64 MiB): the record buffer is
  * allocated whole when the client starts.
  */
@@ -56,9 +62,16 @@
  * The ABI generation of this library. It changes whenever an existing function, struct or
  * constant changes incompatibly; compare it with `resock_abi_version()` at run time to
  * catch a header and a library from different generations. 2: resock_server_config and
- * resock_accept_stats grew (per-request mode, idle, per-peer and at-cap defences).
+ * resock_accept_stats grew (per-request mode, idle, per-peer and at-cap defences); a
+ * client session takes the client's resock_reader and returns why it ended; the client
+ * config grew heartbeat, handshake and on_state fields.
  */
 #define RESOCK_ABI_VERSION 2
+
+/**
+ * The largest bufsize resock_reader_new accepts (64 MiB).
+ */
+#define RESOCK_READER_MAX_BUFSIZE (64 << 20)
 
 /**
  * What request_handler returns to have resock close the connection.
@@ -93,7 +106,11 @@ typedef enum resock_state {
   /**
    * Stopped for good.
    */
-  RESOCK_STATE_STOPPED = 4
+  RESOCK_STATE_STOPPED = 4,
+  /**
+   * Connected, the client's `on_connect` handshake running (clients only).
+   */
+  RESOCK_STATE_HANDSHAKE = 5
 } resock_state;
 
 /**
@@ -221,6 +238,28 @@ typedef struct resock_client resock_client;
 typedef struct resock_dialer resock_dialer;
 
 /**
+ * A buffered reader on a borrowed fd: opaque; create with resock_reader_new, free with
+ * resock_reader_free (or receive one in a client session, valid until it returns).
+ *
+ * It reads up to `bufsize` bytes at a time and serves lines and exact counts from what it
+ * read ahead, so a protocol parser costs one syscall per buffer, not per line. Do not
+ * read the fd directly while bytes are buffered: take them back first with
+ * resock_reader_take. Its calls follow the rules of resock_readn: a deadline in
+ * `opts->timeout_ms` checked before every syscall after the call's first, EINTR retried
+ * (returned with RESOCK_IO_RETURN_ON_EINTR), EAGAIN on an O_NONBLOCK fd polled (returned
+ * with RESOCK_IO_RETURN_ON_EAGAIN), EAGAIN returned when a blocking socket's SO_RCVTIMEO
+ * expired.
+ *
+ * Threads: a reader has one consumer. resock_reader_readn, resock_reader_readline and
+ * resock_reader_take called while another thread is inside one of them on the same
+ * reader fail at once with EBUSY (nothing is read or consumed); resock_reader_buffered
+ * may be called from any thread. resock_reader_free while another thread is still inside
+ * a call is safe (the memory goes when that call returns) but does not interrupt it: shut
+ * the fd down for that. No call may start on a reader after its resock_reader_free.
+ */
+typedef struct resock_reader resock_reader;
+
+/**
  * A server: opaque; create with resock_server_new, free with resock_server_free.
  *
  * Lifecycle. BOUND after resock_server_new (listening; connections queue in the kernel):
@@ -338,19 +377,93 @@ typedef struct resock_client_config {
   void (*on_record)(const void *rec, size_t len, void *user);
   /**
    * record_size 0: owns the connection's I/O until it returns; must not close `fd`.
+   * Read through `r`, a resock_reader on `fd` that the client lends for the call (do not
+   * free it; it is invalid once the session returns): the heartbeat runs inside its
+   * waits and the client sees how the connection ended (EOF, ECONNRESET, the
+   * heartbeat's ETIMEDOUT). Write to `fd`. Return 0, or an errno saying why the session
+   * ended (EPROTO for a protocol error, say; a negative value counts as EIO): it reaches
+   * on_disconnect and the stats. (ABI 2; a caller built with ABI 1's smaller struct
+   * keeps its `void session(int fd, void *user)` and is called that way.)
    */
-  void (*session)(int fd, void *user);
+  int (*session)(int fd, struct resock_reader *r, void *user);
   /**
-   * After each connection ends: its RESOCK_CLASS_* (RESOCK_CLASS_OK with errno
-   * ECANCELED when a stop ended it, with errno 0 when the session returned or on_connect
-   * refused it), the errno, and how long it lived in ms. May be NULL.
+   * After each connection ends: its RESOCK_CLASS_*, the errno, and how long it lived in
+   * ms. The reasons: the read error or EOF (RESOCK_CLASS_EOF, errno 0) that ended the
+   * records loop or the session's reads; the session's returned errno; ETIMEDOUT
+   * (RESOCK_CLASS_TIMEOUT) for the heartbeat or a handshake timeout; the error of a
+   * resock_client_send_opts that left a partial message on the wire; RESOCK_CLASS_OK
+   * with errno ECANCELED when a stop ended it, with errno 0 when on_connect refused it or
+   * the session returned 0 without its reader seeing an end. May be NULL.
    */
   void (*on_disconnect)(int cls, int errnum, int64_t lived_ms, void *user);
   /**
    * Passed to every callback.
    */
   void *user;
+  /**
+   * The application heartbeat, ms (-1: off). After this long with nothing received,
+   * on_idle runs (it may send a ping; non-zero hangs up); if still nothing arrives
+   * within another idle_timeout_ms, the client hangs up with ETIMEDOUT
+   * (RESOCK_CLASS_TIMEOUT) and reconnects. It runs inside the records loop's reads and
+   * the session's reads through its resock_reader. Catches what keepalive cannot: a
+   * peer whose kernel still answers while the process is stopped or hung.
+   */
+  int idle_timeout_ms;
+  /**
+   * The heartbeat's ping: runs on the client thread inside a read; write the ping to
+   * `fd`; return non-zero to hang up at once. May be NULL (no ping: hang up after two
+   * idle periods).
+   */
+  int (*on_idle)(int fd, void *user);
+  /**
+   * Bounds on_connect's I/O, ms (10000; -1: none): each blocking read or write on the
+   * fd returns -1/EAGAIN once it waited this long (SO_RCVTIMEO/SO_SNDTIMEO, set for the
+   * handshake only), and a handshake that took longer in all is a handshake timeout:
+   * the client hangs up (ETIMEDOUT) even if on_connect returned 0. A refused or timed
+   * out handshake is a flap: it never resets the backoff.
+   */
+  int handshake_timeout_ms;
+  /**
+   * Every state change and attempt, not rate-limited, on the client thread with no
+   * lock held: RESOCK_STATE_CONNECTING (attempt n, counted from 1 since the last
+   * healthy connection), RESOCK_STATE_HANDSHAKE, RESOCK_STATE_CONNECTED,
+   * RESOCK_STATE_IDLE (a connection ended; errnum is its errno), RESOCK_STATE_BACKOFF
+   * (next_delay_ms until attempt `attempt` starts; errnum the last failure's errno),
+   * RESOCK_STATE_STOPPED. May be NULL.
+   */
+  void (*on_state)(int state, unsigned int attempt, int64_t next_delay_ms, int errnum, void *user);
 } resock_client_config;
+
+/**
+ * Options for resock_readn, resock_writen, resock_writev and resock_readline.
+ * Initialise with resock_io_opts_init(), then change fields: a struct from a newer header
+ * is accepted as long as the fields this library does not know are zero.
+ */
+typedef struct resock_io_opts {
+  /**
+   * sizeof(resock_io_opts): lets the struct grow without breaking old callers.
+   */
+  size_t struct_size;
+  /**
+   * Deadline for the whole call in milliseconds, on CLOCK_MONOTONIC from the call's
+   * start; -1 = none. It is checked before every syscall after the first, so 0 means
+   * one nonblocking attempt: it moves what is ready now and returns -1/ETIMEDOUT if that
+   * was not everything (even if EOF would come next). Expiry returns -1/ETIMEDOUT with
+   * `*done` set. No syscall blocks past it on sockets (MSG_DONTWAIT), pipes, FIFOs and
+   * eventfd reads (preadv2/pwritev2 with RWF_NOWAIT), blocking or not. Weaker: fds
+   * without a per-call nonblocking mode (ttys, other character devices, eventfd writes)
+   * are polled, then read or written with a plain syscall, which can block past the
+   * deadline if another thread takes the data or the room in between, or if the fd says
+   * it is writable without room for this write (an eventfd counter near its maximum);
+   * set O_NONBLOCK on such fds for a hard bound. Regular files and block devices: the
+   * disk wait inside one syscall is not bounded.
+   */
+  int timeout_ms;
+  /**
+   * RESOCK_IO_RETURN_ON_EINTR | RESOCK_IO_RETURN_ON_EAGAIN, or 0.
+   */
+  uint32_t flags;
+} resock_io_opts;
 
 /**
  * A snapshot of a dialer's or client's counters.
@@ -412,37 +525,6 @@ typedef struct resock_stats {
    */
   uint64_t bytes_out;
 } resock_stats;
-
-/**
- * Options for resock_readn, resock_writen, resock_writev and resock_readline.
- * Initialise with resock_io_opts_init(), then change fields: a struct from a newer header
- * is accepted as long as the fields this library does not know are zero.
- */
-typedef struct resock_io_opts {
-  /**
-   * sizeof(resock_io_opts): lets the struct grow without breaking old callers.
-   */
-  size_t struct_size;
-  /**
-   * Deadline for the whole call in milliseconds, on CLOCK_MONOTONIC from the call's
-   * start; -1 = none. It is checked before every syscall after the first, so 0 means
-   * one nonblocking attempt: it moves what is ready now and returns -1/ETIMEDOUT if that
-   * was not everything (even if EOF would come next). Expiry returns -1/ETIMEDOUT with
-   * `*done` set. No syscall blocks past it on sockets (MSG_DONTWAIT), pipes, FIFOs and
-   * eventfd reads (preadv2/pwritev2 with RWF_NOWAIT), blocking or not. Weaker: fds
-   * without a per-call nonblocking mode (ttys, other character devices, eventfd writes)
-   * are polled, then read or written with a plain syscall, which can block past the
-   * deadline if another thread takes the data or the room in between, or if the fd says
-   * it is writable without room for this write (an eventfd counter near its maximum);
-   * set O_NONBLOCK on such fds for a hard bound. Regular files and block devices: the
-   * disk wait inside one syscall is not bounded.
-   */
-  int timeout_ms;
-  /**
-   * RESOCK_IO_RETURN_ON_EINTR | RESOCK_IO_RETURN_ON_EAGAIN, or 0.
-   */
-  uint32_t flags;
-} resock_io_opts;
 
 /**
  * A server's configuration. Initialise with resock_server_config_init(), then set `port`
@@ -616,14 +698,44 @@ struct resock_client *resock_client_start(const struct resock_client_config *cfg
 
 /**
  * Writes all `n` bytes to the live connection (serialised with other senders, never
- * raising SIGPIPE). Returns 0, or -1 with errno: ENOTCONN while no connection is up or
+ * raising SIGPIPE), with no deadline (see resock_client_send_opts). Returns 0, or -1 with errno: ENOTCONN while no connection is up or
  * on_connect has not accepted it yet (nothing is buffered for later; on_connect itself
  * writes its handshake to its `fd`), EPIPE/ECONNRESET when it died meanwhile, EINVAL for
  * a NULL client or buffer.
  *
  * Requires: `c` is NULL or a live client; `buf` points to `n` readable bytes.
  */
-int resock_client_send(struct resock_client *c, const void *buf, size_t n);
+int resock_client_send(struct resock_client *c,
+                       const void *buf,
+                       size_t n);
+
+/**
+ * resock_client_send with options and a count: `opts->timeout_ms` bounds the wait for
+ * other senders as well as the write, and `opts->flags` are those of resock_writen.
+ * Returns `n`, or -1 with errno as resock_client_send plus ETIMEDOUT (and EINTR/EAGAIN
+ * when the flags ask for them); `*done` (if not NULL) receives the bytes written. A send
+ * that stops after part of the message went out has torn the stream (the peer holds half
+ * a message, and the next sender's bytes would follow it): the client hangs that
+ * connection up with this errno (on_disconnect sees it) and reconnects. One that stops
+ * before any byte went out leaves the connection as it was. A bad `opts`: -1/EINVAL.
+ *
+ * Requires: `c` is NULL or a live client; `buf` points to `n` readable bytes; `opts` is
+ * NULL or a valid resock_io_opts; `done` is NULL or writable.
+ */
+ssize_t resock_client_send_opts(struct resock_client *c,
+                                const void *buf,
+                                size_t n,
+                                const struct resock_io_opts *opts,
+                                size_t *done);
+
+/**
+ * Forgets the backoff (the network came back): the next attempt starts at once, even if
+ * the client is waiting out a backoff right now. Callable from any thread and from the
+ * callbacks; NULL is ignored.
+ *
+ * Requires: `c` is NULL or a live client.
+ */
+void resock_client_reset(struct resock_client *c);
 
 /**
  * Stops the client; callable from any thread and from inside its callbacks; never blocks.
@@ -984,8 +1096,11 @@ ssize_t resock_doctor_report(char *buf, size_t len);
  *
  * `host` is a name, an IPv4 or IPv6 literal, or "unix:/path" (then `port` is ignored and
  * may be NULL); `port` a number or service name. The name is resolved on every call and
- * each address is tried in turn, each within the time left of `timeout_ms` (-1: the
- * kernel's own limit, about two minutes for an unanswered SYN).
+ * the addresses are raced by Happy Eyeballs v2 (RFC 8305): IPv6 and IPv4 interleaved, the
+ * next address tried 250 ms after the previous attempt started (at once if it failed),
+ * the first connection kept and the others closed, all within `timeout_ms` (-1: the
+ * kernel's own limit, about two minutes for an unanswered SYN). A black-holed first
+ * address costs 250 ms, not the whole timeout.
  *
  * Errors: ECONNREFUSED (nothing listens), ETIMEDOUT (the time ran out), EHOSTUNREACH
  * (unreachable, or the name does not resolve), EINVAL (NULL host, NULL port for TCP,
@@ -1033,6 +1148,81 @@ int resock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt);
  * fast on a vanished peer. Returns 0, or -1 with errno.
  */
 int resock_set_user_timeout(int fd, unsigned int ms);
+
+/**
+ * Creates a buffered reader on `fd`, which it borrows (never closes); `bufsize` is how
+ * much it reads at a time (0: 16384). Returns NULL with errno: EBADF (a negative or
+ * closed fd), EPROTOTYPE (a datagram, seqpacket or raw socket: read those with recv(2)),
+ * EINVAL (bufsize above RESOCK_READER_MAX_BUFSIZE), ENOMEM.
+ */
+struct resock_reader *resock_reader_new(int fd, size_t bufsize);
+
+/**
+ * Reads exactly `n` bytes: the read-ahead first, then the fd (a request of at least
+ * `bufsize` bytes goes straight into `buf`). Returns as resock_readn: `n`; at EOF the
+ * count read, 0..n-1, with errno 0; -1 with errno on error (ETIMEDOUT at the deadline,
+ * EINTR/EAGAIN when `opts->flags` ask for them, ECONNRESET, EBUSY when another thread is
+ * inside this reader, EINVAL for a NULL reader or buffer or a bad `opts`). `*done` (if
+ * not NULL) receives the bytes stored in `buf`, whatever the outcome: they are consumed,
+ * so resume with `buf + *done`.
+ *
+ * Memory: `buf` points to `n` writable bytes; `opts` is NULL or a valid resock_io_opts;
+ * `done` is NULL or writable.
+ */
+ssize_t resock_reader_readn(struct resock_reader *r,
+                            void *buf,
+                            size_t n,
+                            const struct resock_io_opts *opts,
+                            size_t *done);
+
+/**
+ * Reads one line — bytes through the first '\n' inclusive — stores it and a terminating
+ * NUL in `buf`, and returns its length (the UNP readline contract, buffered).
+ *
+ * A line longer than `maxlen - 1` bytes: -1/EMSGSIZE, and the line stays buffered (never
+ * split): call again with a bigger buffer, or drop its buffered bytes with
+ * resock_reader_take(r, NULL, n). At EOF the unfinished last line is returned (errno 0);
+ * 0 means EOF with nothing left. Every error — ETIMEDOUT at `opts->timeout_ms`, EINTR,
+ * EAGAIN, ECONNRESET — consumes nothing: the part of the line read so far stays buffered
+ * and the next call returns the line whole. The buffer grows to hold a line longer than
+ * `bufsize`, never beyond `maxlen`. `maxlen` below 2 or above SSIZE_MAX, a NULL reader or
+ * buffer, a bad `opts`: -1/EINVAL; EBUSY as for resock_reader_readn. On error `buf`
+ * holds an empty string. `*done` (if not NULL) receives the line's length (0 on error).
+ *
+ * Memory: `buf` points to `maxlen` writable bytes; `opts` and `done` as for
+ * resock_reader_readn.
+ */
+ssize_t resock_reader_readline(struct resock_reader *r,
+                               void *buf,
+                               size_t maxlen,
+                               const struct resock_io_opts *opts,
+                               size_t *done);
+
+/**
+ * The bytes read ahead and not yet returned (0 for NULL). Callable from any thread: a
+ * snapshot taken after the last call.
+ */
+size_t resock_reader_buffered(const struct resock_reader *r);
+
+/**
+ * Hands read-ahead back, with no syscall: moves up to `n` buffered bytes into `buf` and
+ * returns how many (0 when nothing is buffered). With `buf` NULL the bytes are dropped
+ * instead (a line that was too long). Take all of them (until it returns 0) before going
+ * on with raw I/O on the fd. A NULL reader or EBUSY (another thread inside): 0 with that
+ * errno (EINVAL, EBUSY); errno is untouched otherwise.
+ *
+ * Memory: `buf` is NULL or points to `n` writable bytes.
+ */
+size_t resock_reader_take(struct resock_reader *r, void *buf, size_t n);
+
+/**
+ * Frees the reader; the fd stays open (it was borrowed) and bytes still buffered are
+ * lost. A reader lent to a client session is the client's: freeing it does nothing.
+ * NULL is ignored.
+ *
+ * Memory: `r` is NULL or a live reader; no call may start on it after this one.
+ */
+void resock_reader_free(struct resock_reader *r);
 
 /**
  * Fills `cfg` with the defaults (see each field): all addresses, no port, no handler.

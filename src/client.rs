@@ -1,11 +1,15 @@
 //! The Client: the seed's data thread — connect, read records until the connection fails,
 //! close, reconnect — as a thread that a [`Dialer`] drives.
 //!
-//! In record mode the thread reads fixed-size records with [`read_full`] (the seed's
-//! `readn(datalen)` loop) and hands each whole record to [`Session::on_record`]; a torn
-//! record is never delivered. In session mode [`Session::session`] owns the connection's I/O
-//! until it returns. Either way the thread then closes the fd, reports
-//! [`Session::on_disconnect`] and dials again with backoff.
+//! In record mode the thread reads fixed-size records through the connection's buffered
+//! [`Reader`] (the seed's `readn(datalen)` loop, a burst of small records per read) and
+//! hands each whole record to [`Session::on_record`]; a torn record is never delivered. In
+//! session mode [`Session::session`] owns the connection's I/O until it returns, reading
+//! through the same [`Reader`]. Both run the heartbeat ([`ClientConfig::idle_timeout`])
+//! inside those reads. Either way the thread then closes the fd, reports
+//! [`Session::on_disconnect`] with the reason the connection ended and dials again with
+//! backoff; a connection counts as healthy for the backoff only once `on_connect` accepted
+//! it and it served `stable_after` (see [`ClientConfig::handshake_timeout`]).
 //!
 //! [`Client::stop`] works from any thread, including from inside a callback, and never
 //! blocks: it stops the dialer (waking a connect or a backoff) and shuts the live socket
@@ -38,7 +42,7 @@
 //!     }
 //! }
 //!
-//! let config = ClientConfig { dial: DialConfig::new("127.0.0.1", "7000"), mode: Mode::Records(64) };
+//! let config = ClientConfig::new(DialConfig::new("127.0.0.1", "7000"), Mode::Records(64));
 //! let client = Client::start(config, Printer)?;
 //! // ... later, from any thread:
 //! client.stop();
@@ -53,15 +57,24 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::dial::{DialConfig, Dialer, State, Stats};
+use crate::dial::{DialConfig, Dialer, State, StateChange, Stats};
 use crate::error::{Class, Error, Partial};
-use crate::io::{Opts, read_full, write_full};
+use crate::io::{Opts, write_full};
 use crate::log::{Level, log};
+use crate::reader::{Heartbeat, Reader};
 use crate::wake;
 
 /// The largest record a client reads (64 MiB): the whole record is one buffer, allocated
 /// when the client starts. In C: `RESOCK_CLIENT_MAX_RECORD_SIZE`.
 pub const MAX_RECORD_SIZE: usize = 64 << 20;
+
+/// The handshake deadline of [`ClientConfig::new`]: as long as the default connect timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the client calls when nothing arrived for its idle timeout (see
+/// [`Session::heartbeat`]): return true to keep the connection (after sending a ping on
+/// the fd, say), false to hang up.
+pub type OnIdle = Box<dyn FnMut(BorrowedFd<'_>) -> bool + Send>;
 
 /// What the client thread does with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,13 +93,39 @@ pub struct ClientConfig {
     pub dial: DialConfig,
     /// What to do once connected.
     pub mode: Mode,
+    /// The application heartbeat (None: off). After this long with nothing received, the
+    /// client calls the [`Session::heartbeat`] callback (a ping); if still nothing arrives
+    /// within another `idle_timeout`, it hangs up with ETIMEDOUT and reconnects. It runs
+    /// inside the connection's reads: the records loop's, and the session's reads through
+    /// its [`Reader`]. Keepalive cannot catch a peer whose kernel still answers while the
+    /// process hangs (SIGSTOP, a deadlock); this does.
+    pub idle_timeout: Option<Duration>,
+    /// A bound on `on_connect`'s blocking reads and writes on the fd (None: none). Each
+    /// returns EAGAIN once it waited this long (SO_RCVTIMEO/SO_SNDTIMEO, set for the
+    /// handshake only), and a handshake that took longer in all counts as timed out: the
+    /// client hangs up (ETIMEDOUT) even if `on_connect` accepted.
+    pub handshake_timeout: Option<Duration>,
+}
+
+impl ClientConfig {
+    /// `mode` on `dial`, no heartbeat, handshake timeout [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub fn new(dial: DialConfig, mode: Mode) -> Self {
+        ClientConfig {
+            dial,
+            mode,
+            idle_timeout: None,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+        }
+    }
 }
 
 /// The application's side of a client. Every method runs on the client thread, with no
 /// resock lock held, so it may call [`Client::send`] or [`Client::stop`].
 pub trait Session: Send + 'static {
-    /// A connection was made: handshake or resubscribe here. Return false to hang up and
-    /// retry (after the backoff; a connection refused this way counts as a flap).
+    /// A connection was made: handshake or resubscribe here (bounded by
+    /// [`ClientConfig::handshake_timeout`]). Return false to hang up and retry after the
+    /// backoff; a connection refused this way, or whose handshake timed out, is a flap: it
+    /// never resets the backoff.
     fn on_connect(&mut self, _fd: BorrowedFd<'_>) -> bool {
         true
     }
@@ -94,13 +133,34 @@ pub trait Session: Send + 'static {
     /// A whole record arrived (record mode).
     fn on_record(&mut self, _record: &[u8]) {}
 
-    /// Session mode: own the connection's I/O; return when it is over. The fd is closed
-    /// by the client afterwards — do not close it here.
-    fn session(&mut self, _fd: BorrowedFd<'_>) {}
+    /// Session mode: own the connection's I/O; return when it is over. Read through
+    /// `reader` (its fd is [`Reader::get_ref`]; write to that fd): the heartbeat runs
+    /// inside its waits, and how the connection ended (EOF, a reset, the heartbeat's
+    /// ETIMEDOUT) reaches `on_disconnect`. Return an error to report a reason of your own
+    /// (a protocol error). The fd is closed by the client afterwards — do not close it.
+    fn session(&mut self, _reader: &mut Reader<BorrowedFd<'_>>) -> Result<(), Error> {
+        Ok(())
+    }
 
-    /// A connection ended: its class (Eof, Reset, ...; `Ok` with errno ECANCELED when
-    /// [`Client::stop`] ended it, `Ok` with errno 0 when the session returned or
-    /// `on_connect` refused it), the errno, and how long it lived.
+    /// The ping of the heartbeat, asked for once when the client starts (only with an
+    /// [`ClientConfig::idle_timeout`]). It runs inside the connection's reads, while the
+    /// session may be running, so it is a callback of its own rather than a method. None:
+    /// no ping; the client hangs up after two idle periods.
+    fn heartbeat(&mut self) -> Option<OnIdle> {
+        None
+    }
+
+    /// Every state change and attempt: connecting (attempt n), handshake, connected,
+    /// idle (a connection ended: its errno), backoff (the delay and the last failure's
+    /// errno), stopped. Not rate-limited.
+    fn on_state(&mut self, _change: &StateChange) {}
+
+    /// A connection ended: its class and errno, and how long it lived. The reasons: the
+    /// read error or EOF that ended the records loop or the session's reads; the session's
+    /// own error; (Timeout, ETIMEDOUT) for the heartbeat or a handshake timeout; the error
+    /// of a send that left a partial message on the wire; (Ok, ECANCELED) when
+    /// [`Client::stop`] ended it; (Ok, 0) when the session returned without a reason or
+    /// `on_connect` refused the connection.
     fn on_disconnect(&mut self, _class: Class, _errno: i32, _lived: Duration) {}
 }
 
@@ -124,8 +184,12 @@ struct Shared {
     /// under the read lock; the client thread takes the write lock to publish or retire it,
     /// so the fd is never closed under a reader.
     conn: RwLock<Conn>,
-    /// Serialises `send` calls so records from two threads never interleave.
-    send_lock: Mutex<()>,
+    /// A sender is writing (true): serialises `send` calls so messages from two threads
+    /// never interleave, with a wait a deadline can bound.
+    sending: Mutex<bool>,
+    send_done: Condvar,
+    /// Why the live connection must end, set by a send that tore a message (first wins).
+    forced_end: Mutex<Option<(Class, i32)>>,
     finished: Mutex<bool>,
     finished_cv: Condvar,
 }
@@ -153,6 +217,38 @@ impl Shared {
     fn callbacks_on(&self) -> bool {
         !self.callbacks_off.load(Ordering::Acquire)
     }
+
+    /// Takes the send lock, waiting until `deadline` at most (ETIMEDOUT).
+    fn lock_send(&self, deadline: Option<Instant>) -> Result<SendTurn<'_>, Error> {
+        let mut busy = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy {
+            busy = match deadline {
+                None => self.send_done.wait(busy).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::TimedOut);
+                    }
+                    self.send_done
+                        .wait_timeout(busy, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        *busy = true;
+        Ok(SendTurn(self))
+    }
+}
+
+/// One sender's turn; the next one goes when it is dropped.
+struct SendTurn<'a>(&'a Shared);
+
+impl Drop for SendTurn<'_> {
+    fn drop(&mut self) {
+        *self.0.sending.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.send_done.notify_one();
+    }
 }
 
 /// A running client thread; see the module docs. Dropping it stops and joins the thread.
@@ -174,9 +270,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// EINVAL for a bad configuration (a record size of 0 or above [`MAX_RECORD_SIZE`], or
-    /// a bad [`DialConfig`]); ENOMEM when the record buffer cannot be allocated; the error
-    /// of creating the wake fds or the thread.
+    /// EINVAL for a bad configuration (a record size of 0 or above [`MAX_RECORD_SIZE`], a
+    /// zero idle or handshake timeout, or a bad [`DialConfig`]); ENOMEM when the record
+    /// buffer cannot be allocated; the error of creating the wake fds or the thread.
     pub fn start(config: ClientConfig, session: impl Session) -> Result<Client, Error> {
         let record = match config.mode {
             Mode::Records(0) => return Err(Error::InvalidInput("record size is 0")),
@@ -186,12 +282,20 @@ impl Client {
             Mode::Records(n) => zeroed_buffer(n)?,
             Mode::Session => Box::default(),
         };
+        if config.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidInput("idle timeout is 0"));
+        }
+        if config.handshake_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidInput("handshake timeout is 0"));
+        }
         let shared = Arc::new(Shared {
-            dialer: Dialer::new(config.dial)?,
+            dialer: Dialer::new(config.dial.clone())?,
             stopping: AtomicBool::new(false),
             callbacks_off: AtomicBool::new(false),
             conn: RwLock::new(Conn::Down),
-            send_lock: Mutex::new(()),
+            sending: Mutex::new(false),
+            send_done: Condvar::new(),
+            forced_end: Mutex::new(None),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
         });
@@ -199,7 +303,7 @@ impl Client {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("resock-client".into())
-                .spawn(move || run(&shared, config.mode, record, session))?
+                .spawn(move || run(&shared, &config, record, session))?
         };
         Ok(Client {
             shared,
@@ -211,15 +315,29 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// ENOTCONN while no connection is up or `on_connect` has not accepted it yet (nothing
-    /// is buffered for later); otherwise as [`write_full`] — EPIPE, ECONNRESET — with the
-    /// count written.
+    /// As [`Client::send_with`] with no deadline.
     pub fn send(&self, buf: &[u8]) -> Result<(), Partial> {
-        let _serial = self
+        self.send_with(buf, &Opts::default())
+    }
+
+    /// [`Client::send`] with a deadline (and the flags of [`Opts`]) that bounds the wait
+    /// for other senders as well as the write. A send that stops after part of `buf` went
+    /// out has torn the stream (the peer holds half a message, and the next sender's bytes
+    /// would follow it), so the client hangs that connection up with the send's error and
+    /// reconnects; one that stops before any byte went out leaves the connection as it
+    /// was.
+    ///
+    /// # Errors
+    ///
+    /// ENOTCONN while no connection is up or `on_connect` has not accepted it yet (nothing
+    /// is buffered for later); [`Error::TimedOut`] at the deadline; otherwise as
+    /// [`write_full`] — EPIPE, ECONNRESET — with the count written.
+    pub fn send_with(&self, buf: &[u8], opts: &Opts) -> Result<(), Partial> {
+        let deadline = opts.timeout.and_then(wake::deadline_after);
+        let _turn = self
             .shared
-            .send_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .lock_send(deadline)
+            .map_err(|error| Partial { done: 0, error })?;
         let conn = self.shared.conn.read().unwrap_or_else(|e| e.into_inner());
         let Conn::Up(fd) = *conn else {
             return Err(Partial {
@@ -227,14 +345,35 @@ impl Client {
                 error: Error::from_errno(libc::ENOTCONN),
             });
         };
+        let opts = Opts {
+            timeout: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            ..*opts
+        };
         // SAFETY: the fd stays open while the read lock is held.
-        let result = write_full(unsafe { BorrowedFd::borrow_raw(fd) }, buf, &Opts::default());
+        let result = write_full(unsafe { BorrowedFd::borrow_raw(fd) }, buf, &opts);
         let sent = match &result {
             Ok(()) => buf.len(),
             Err(p) => p.done,
         };
+        if let Err(p) = &result
+            && p.done > 0
+        {
+            self.shared
+                .forced_end
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert((p.error.class(), p.error.errno()));
+            // SAFETY: as above.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
         self.shared.dialer.update(|s| s.bytes_out += sent as u64);
         result
+    }
+
+    /// Forgets the backoff (the network came back): the next attempt starts at once, even
+    /// if the client is waiting out a backoff right now. Callable from any thread.
+    pub fn reset(&self) {
+        self.shared.dialer.reset();
     }
 
     /// Stops the client from any thread, including a callback; never blocks. The thread
@@ -350,11 +489,63 @@ fn zeroed_buffer(n: usize) -> Result<Box<[u8]>, Error> {
     Ok(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) })
 }
 
-fn run(shared: &Shared, mode: Mode, mut record: Box<[u8]>, mut session: impl Session) {
+/// The client thread's per-client state between connections.
+struct Thread<'a, S: Session> {
+    shared: &'a Shared,
+    config: &'a ClientConfig,
+    session: S,
+    record: Box<[u8]>,
+    /// The heartbeat's ping, lent to each connection's reader.
+    on_idle: Option<OnIdle>,
+    /// The attempt the last state change was about.
+    attempt: u32,
+}
+
+impl<S: Session> Thread<'_, S> {
+    fn notify(&mut self, change: StateChange) {
+        self.attempt = change.attempt;
+        if self.shared.callbacks_on() {
+            self.session.on_state(&change);
+        }
+    }
+
+    fn notify_state(&mut self, state: State, errno: i32) {
+        self.notify(StateChange {
+            state,
+            attempt: self.attempt,
+            next_delay: Duration::ZERO,
+            errno,
+        });
+    }
+}
+
+fn run(shared: &Shared, config: &ClientConfig, record: Box<[u8]>, session: impl Session) {
     let _finish = FinishGuard(shared);
     CLIENT_THREAD.with(|c| c.set(shared));
+    let mut t = Thread {
+        shared,
+        config,
+        session,
+        record,
+        on_idle: None,
+        attempt: 0,
+    };
+    if config.idle_timeout.is_some() && shared.callbacks_on() {
+        t.on_idle = t.session.heartbeat();
+    }
     while !shared.stopping.load(Ordering::Acquire) {
-        let fd = match shared.dialer.dial() {
+        let dialed = {
+            let Thread {
+                session, attempt, ..
+            } = &mut t;
+            shared.dialer.dial_observed(true, &mut |change| {
+                *attempt = change.attempt;
+                if shared.callbacks_on() {
+                    session.on_state(&change);
+                }
+            })
+        };
+        let fd = match dialed {
             Ok(fd) => fd,
             Err(e) => {
                 if e.errno() != libc::ECANCELED {
@@ -363,72 +554,133 @@ fn run(shared: &Shared, mode: Mode, mut record: Box<[u8]>, mut session: impl Ses
                 break;
             }
         };
-        let (class, errno) = serve(shared, mode, &fd, &mut record, &mut session);
+        let (class, errno) = serve(&mut t, &fd);
         // Retire the fd: shut it down so a blocked `send` returns, then wait for senders.
         shared.shutdown_live();
         shared.set_conn(Conn::Down);
-        let lived = shared.dialer.hangup(fd).unwrap_or(Duration::ZERO);
+        let forced = shared
+            .forced_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let (class, errno) = if shared.stopping.load(Ordering::Acquire) {
             (Class::Ok, libc::ECANCELED)
         } else {
-            (class, errno)
+            forced.unwrap_or((class, errno))
         };
+        let lived = shared
+            .dialer
+            .hangup_with(fd, errno)
+            .unwrap_or(Duration::ZERO);
         shared.dialer.update(|s| {
             s.eofs += u64::from(class == Class::Eof);
             s.resets += u64::from(class == Class::Reset);
+            if errno != 0 && errno != libc::ECANCELED {
+                s.last_errno = errno;
+            }
         });
         if shared.callbacks_on() {
-            session.on_disconnect(class, errno, lived);
+            t.session.on_disconnect(class, errno, lived);
         }
+        t.notify_state(State::Idle, errno);
     }
     shared.dialer.update(|s| s.state = State::Stopped);
+    t.notify_state(State::Stopped, 0);
 }
 
 /// One connection: the handshake, then records or the session. Returns why it ended.
-fn serve(
-    shared: &Shared,
-    mode: Mode,
-    fd: &OwnedFd,
-    record: &mut [u8],
-    session: &mut impl Session,
-) -> (Class, i32) {
+fn serve<S: Session>(t: &mut Thread<'_, S>, fd: &OwnedFd) -> (Class, i32) {
+    let shared = t.shared;
     shared.set_conn(Conn::Handshake(fd.as_raw_fd()));
     if shared.stopping.load(Ordering::Acquire) {
         // A stop between the dial and the line above found no fd to shut down.
         shared.shutdown_live();
     }
-    if !(shared.callbacks_on() && session.on_connect(fd.as_fd())) {
-        return (Class::Ok, 0);
+    match handshake(t, fd) {
+        Ok(true) => {}
+        Ok(false) => return (Class::Ok, 0),
+        Err(e) => return (e.class(), e.errno()),
     }
+    shared.dialer.handshake_done();
     // Only now may senders see the connection: nothing overtakes the handshake.
     shared.set_conn(Conn::Up(fd.as_raw_fd()));
     if shared.stopping.load(Ordering::Acquire) {
         shared.shutdown_live();
     }
-    match mode {
-        Mode::Records(_) => read_records(shared, fd, record, session),
-        Mode::Session => {
-            if shared.callbacks_on() {
-                session.session(fd.as_fd());
-            }
-            (Class::Ok, 0)
-        }
+    t.notify_state(State::Connected, 0);
+    // Small records come many to a read; one at least as big as the buffer is read
+    // straight into the record.
+    let mut reader = match Reader::new(fd.as_fd()) {
+        Ok(reader) => reader,
+        Err(e) => return (e.class(), e.errno()),
+    };
+    if let (Some(idle), Some(on_idle)) = (t.config.idle_timeout, t.on_idle.take()) {
+        reader.set_heartbeat(Heartbeat::new(idle, on_idle));
+    } else if let Some(idle) = t.config.idle_timeout {
+        reader.set_heartbeat(Heartbeat::new(idle, Box::new(|_| true)));
     }
+    let ended = match t.config.mode {
+        Mode::Records(_) => read_records(t, &mut reader),
+        Mode::Session => {
+            let result = if shared.callbacks_on() {
+                t.session.session(&mut reader)
+            } else {
+                Ok(())
+            };
+            match (reader.hung_up(), result) {
+                (false, Err(e)) => (e.class(), e.errno()),
+                _ => reader.ended().unwrap_or((Class::Ok, 0)),
+            }
+        }
+    };
+    if let Some(heartbeat) = reader.take_heartbeat() {
+        t.on_idle = Some(heartbeat.into_on_idle());
+    }
+    ended
 }
 
-/// The seed's `while (readn(fd, buf, datalen) == datalen)` loop. Returns why it ended.
-fn read_records(
-    shared: &Shared,
-    fd: &impl AsFd,
-    record: &mut [u8],
-    session: &mut impl Session,
+/// Runs `on_connect` with the handshake deadline on the fd's blocking reads and writes.
+/// Ok(false): refused; Err(ETIMEDOUT): it took longer than the deadline.
+fn handshake<S: Session>(t: &mut Thread<'_, S>, fd: &OwnedFd) -> Result<bool, Error> {
+    if !t.shared.callbacks_on() {
+        return Ok(false);
+    }
+    let limit = t.config.handshake_timeout;
+    let sock = socket2::SockRef::from(fd);
+    if let Some(limit) = limit {
+        // Both are socket options of every socket type; a failure leaves the handshake
+        // bounded by the total check below only.
+        let _ = sock.set_read_timeout(Some(limit));
+        let _ = sock.set_write_timeout(Some(limit));
+    }
+    let start = Instant::now();
+    crate::test_hooks::pause("client.on_connect");
+    let accepted = t.session.on_connect(fd.as_fd());
+    if let Some(limit) = limit {
+        let _ = sock.set_read_timeout(None);
+        let _ = sock.set_write_timeout(None);
+        if start.elapsed() >= limit {
+            return Err(Error::TimedOut);
+        }
+    }
+    Ok(accepted)
+}
+
+/// The seed's `while (readn(fd, buf, datalen) == datalen)` loop, through the connection's
+/// reader (so a burst of small records costs one read). Returns why it ended.
+fn read_records<S: Session>(
+    t: &mut Thread<'_, S>,
+    reader: &mut Reader<BorrowedFd<'_>>,
 ) -> (Class, i32) {
+    let shared = t.shared;
     loop {
-        match read_full(fd, record, &Opts::default()) {
+        match reader.read_exact_with(&mut t.record, &Opts::default()) {
             Ok(()) => {
-                shared.dialer.update(|s| s.bytes_in += record.len() as u64);
+                shared
+                    .dialer
+                    .update(|s| s.bytes_in += t.record.len() as u64);
                 if shared.callbacks_on() {
-                    session.on_record(record);
+                    t.session.on_record(&t.record);
                 }
                 if shared.stopping.load(Ordering::Acquire) {
                     return (Class::Ok, libc::ECANCELED);
@@ -436,7 +688,8 @@ fn read_records(
             }
             Err(stopped) => {
                 // A torn record's bytes are counted but never delivered.
-                shared.dialer.update(|s| s.bytes_in += stopped.done as u64);
+                let torn = stopped.done + reader.buffered().len();
+                shared.dialer.update(|s| s.bytes_in += torn as u64);
                 return (stopped.error.class(), stopped.error.errno());
             }
         }

@@ -68,6 +68,23 @@ pub enum State {
     Backoff = 3,
     /// Stopped for good.
     Stopped = 4,
+    /// Connected, the client's `on_connect` handshake running (clients only).
+    Handshake = 5,
+}
+
+/// One state change or attempt of a dialer or client, as the client's `on_state` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    /// The state entered.
+    pub state: State,
+    /// The attempt this is about, counted from 1 since the last healthy connection; for
+    /// [`State::Backoff`], the attempt that starts once the delay is over.
+    pub attempt: u32,
+    /// [`State::Backoff`]: how long until the next attempt starts; zero otherwise.
+    pub next_delay: Duration,
+    /// Why: the failed attempt's or the ended connection's errno ([`State::Backoff`],
+    /// [`State::Idle`]); 0 otherwise.
+    pub errno: i32,
 }
 
 /// A snapshot of a dialer's or client's counters. In C: `resock_stats`.
@@ -183,6 +200,10 @@ struct Schedule {
     last_attempt_start: Option<Instant>,
     /// When the current connection was made.
     connected_at: Option<Instant>,
+    /// When its handshake accepted it: only from then on can it become healthy.
+    accepted_at: Option<Instant>,
+    /// The errno of the last failed attempt or ended connection, for the next Backoff.
+    last_reason: i32,
 }
 
 /// Connects with backoff, and learns from each hangup; see the module docs.
@@ -234,6 +255,8 @@ impl Dialer {
                 next_attempt_at: None,
                 last_attempt_start: None,
                 connected_at: None,
+                accepted_at: None,
+                last_reason: 0,
             }),
             stats: Mutex::new(Stats::default()),
             connect_log: RateLimit::new(Duration::from_secs(1)),
@@ -257,6 +280,17 @@ impl Dialer {
     /// connect or a backoff wait); EBUSY while another thread is inside `dial` on this
     /// dialer; the last connect error when `max_attempts` attempts failed.
     pub fn dial(&self) -> Result<OwnedFd, Error> {
+        self.dial_observed(false, &mut |_| {})
+    }
+
+    /// [`Dialer::dial`] that reports every state change and attempt to `observe` (on this
+    /// thread, no lock held). With `handshake`, the connection counts as healthy only from
+    /// [`Dialer::handshake_done`] on; without, from the connect.
+    pub(crate) fn dial_observed(
+        &self,
+        handshake: bool,
+        observe: &mut dyn FnMut(StateChange),
+    ) -> Result<OwnedFd, Error> {
         if self.dialing.swap(true, Ordering::AcqRel) {
             return Err(Error::from_errno(libc::EBUSY));
         }
@@ -271,11 +305,30 @@ impl Dialer {
         // A reset made while nobody dialed is already in the schedule; its signal must not
         // cut this dial's first wait short.
         self.reset_wake.drain();
-        self.dial_exclusive()
+        self.dial_exclusive(handshake, observe)
+    }
+
+    /// The client's handshake accepted the connection: from now on it may become healthy.
+    pub(crate) fn handshake_done(&self) {
+        self.lock_schedule().accepted_at = Some(Instant::now());
+        self.set_state(State::Connected);
+    }
+
+    /// The attempt number the next attempt will have, and the last failure's errno.
+    fn next_attempt(&self) -> (u32, i32) {
+        let schedule = self.lock_schedule();
+        (
+            schedule.backoff.failures().saturating_add(1),
+            schedule.last_reason,
+        )
     }
 
     /// [`Dialer::dial`] once this thread is the only one dialing.
-    fn dial_exclusive(&self) -> Result<OwnedFd, Error> {
+    fn dial_exclusive(
+        &self,
+        handshake: bool,
+        observe: &mut dyn FnMut(StateChange),
+    ) -> Result<OwnedFd, Error> {
         let mut failed_here = 0u32;
         loop {
             if self.stopped.load(Ordering::Acquire) {
@@ -284,9 +337,17 @@ impl Dialer {
             }
             let next = self.lock_schedule().next_attempt_at;
             if let Some(at) = next.filter(|&at| at > Instant::now()) {
+                let delay = at.saturating_duration_since(Instant::now());
                 self.update(|s| {
                     s.state = State::Backoff;
-                    s.backoff_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64;
+                    s.backoff_ms = delay.as_millis() as u64;
+                });
+                let (attempt, errno) = self.next_attempt();
+                observe(StateChange {
+                    state: State::Backoff,
+                    attempt,
+                    next_delay: delay,
+                    errno,
                 });
                 let wakes = [&self.stop_wake, &self.reset_wake];
                 if wake::wait(None, 0, &wakes, Some(at))? == Woken::Wake {
@@ -297,6 +358,13 @@ impl Dialer {
                 }
             }
             self.set_state(State::Connecting);
+            let (attempt, _) = self.next_attempt();
+            observe(StateChange {
+                state: State::Connecting,
+                attempt,
+                next_delay: Duration::ZERO,
+                errno: 0,
+            });
             let start = Instant::now();
             self.lock_schedule().last_attempt_start = Some(start);
             let result = net::connect_cancelable(
@@ -310,12 +378,28 @@ impl Dialer {
             match result {
                 Ok(fd) => {
                     self.configure(&fd);
-                    self.lock_schedule().connected_at = Some(Instant::now());
+                    {
+                        let mut schedule = self.lock_schedule();
+                        let now = Instant::now();
+                        schedule.connected_at = Some(now);
+                        schedule.accepted_at = (!handshake).then_some(now);
+                    }
+                    let state = if handshake {
+                        State::Handshake
+                    } else {
+                        State::Connected
+                    };
                     self.update(|s| {
                         s.attempts += 1;
                         s.connects += 1;
                         s.backoff_ms = 0;
-                        s.state = State::Connected;
+                        s.state = state;
+                    });
+                    observe(StateChange {
+                        state,
+                        attempt,
+                        next_delay: Duration::ZERO,
+                        errno: 0,
                     });
                     log(
                         Level::Info,
@@ -333,6 +417,7 @@ impl Dialer {
                         let mut schedule = self.lock_schedule();
                         let delay = schedule.backoff.next_delay();
                         schedule.next_attempt_at = Some(start + delay);
+                        schedule.last_reason = e.errno();
                         delay
                     };
                     let errno = e.errno();
@@ -366,13 +451,20 @@ impl Dialer {
 
     /// Closes `fd` (a connection from [`Dialer::dial`]) and notes how long it lived. One
     /// that lived at least `stable_after` resets the backoff, and the next dial waits
-    /// uniform `[0, initial]`; a shorter one is a flap and the backoff keeps growing.
-    /// Returns how long the connection lived.
+    /// uniform `[0, initial]`; a shorter one is a flap and the backoff keeps growing. (A
+    /// client's connection counts from its handshake's acceptance instead, and one its
+    /// handshake refused is always a flap.) Returns how long the connection lived.
     ///
     /// # Errors
     ///
     /// The close error (the fd is gone either way).
     pub fn hangup(&self, fd: OwnedFd) -> Result<Duration, Error> {
+        self.hangup_with(fd, 0)
+    }
+
+    /// [`Dialer::hangup`] of a connection that ended with `errno` (reported with the
+    /// next [`State::Backoff`]).
+    pub(crate) fn hangup_with(&self, fd: OwnedFd, errno: i32) -> Result<Duration, Error> {
         // SAFETY: we own the fd and close it exactly once.
         let closed = unsafe { libc::close(fd.into_raw_fd()) };
         let close_error = (closed < 0).then(std::io::Error::last_os_error);
@@ -383,7 +475,14 @@ impl Dialer {
                 .connected_at
                 .take()
                 .map_or(Duration::ZERO, |at| now - at);
-            let flap = match schedule.backoff.on_disconnect(lived) {
+            // Healthy only once accepted and stable since: never a connection whose
+            // handshake refused it or timed out, whatever `stable_after` is.
+            let verdict = match schedule.accepted_at.take() {
+                Some(at) => schedule.backoff.on_disconnect(now - at),
+                None => None,
+            };
+            schedule.last_reason = errno;
+            let flap = match verdict {
                 Some(first_retry) => {
                     schedule.next_attempt_at = Some(now + first_retry);
                     false
@@ -398,7 +497,7 @@ impl Dialer {
         };
         self.update(|s| {
             s.flaps += u64::from(flap);
-            if s.state == State::Connected {
+            if matches!(s.state, State::Connected | State::Handshake) {
                 s.state = State::Idle;
             }
         });

@@ -282,7 +282,7 @@ const BACKOFF_MIN: Duration = Duration::from_micros(50);
 const BACKOFF_MAX: Duration = Duration::from_millis(4);
 
 /// How one call moves bytes and waits: its deadline, its mode, and what EINTR/EAGAIN mean.
-struct Waiter<'a> {
+pub(crate) struct Waiter<'a> {
     fd: RawFd,
     opts: &'a Opts,
     /// None: no deadline (none asked, or so far away that `Instant` cannot hold it).
@@ -290,7 +290,7 @@ struct Waiter<'a> {
     /// Every syscall is nonblocking (MSG_DONTWAIT, RWF_NOWAIT) and poll(2) is the only wait:
     /// set by a deadline (nothing may block past it) and by RETURN_ON_EINTR (poll is never
     /// restarted, even under SA_RESTART, so a handled signal always ends the wait).
-    poll_mode: bool,
+    pub(crate) poll_mode: bool,
     nonblocking: Option<bool>,
     /// Data syscalls made so far: the first one always runs, even with timeout 0.
     attempts: usize,
@@ -313,6 +313,18 @@ impl<'a> Waiter<'a> {
             ready_unused: false,
             backoff: BACKOFF_MIN,
         }
+    }
+
+    /// The call's deadline, from [`Opts::timeout`] at its start.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Moves the deadline (the buffered reader's heartbeat wakes before the caller's). A
+    /// deadline makes the rest of the call nonblocking, as in [`Waiter::new`].
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+        self.poll_mode |= deadline.is_some();
     }
 
     /// Runs before every data syscall: a deadline that passed ends the call, so a peer
@@ -421,7 +433,7 @@ impl<'a> Waiter<'a> {
 /// Asks the kernel what `fd` is (one getsockopt, which reads nothing) and records it.
 /// Reads need to know before the first byte moves: a datagram read into a short buffer
 /// loses the rest of the datagram, so only stream sockets and non-sockets are read.
-fn probe_kind(fd: RawFd) -> Result<FdKind, Error> {
+pub(crate) fn probe_kind(fd: RawFd) -> Result<FdKind, Error> {
     let kind = match sys::socket_type(fd) {
         Ok(libc::SOCK_STREAM) => FdKind::Stream,
         // SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW: records, not a byte stream. Refused before
@@ -500,75 +512,122 @@ unsafe fn read_loop(fd: RawFd, buf: *mut u8, len: usize, opts: &Opts) -> Result<
         FdKind::Unknown => probe_kind(fd),
         known => Ok(known),
     };
-    let mut kind = match kind {
+    let kind = match kind {
         Ok(kind) => kind,
         Err(error) => return fail(0, error),
     };
-    let mut waiter = Waiter::new(fd, opts);
-    let mut nowait = NoWait::new();
+    let mut call = ReadCall::new(fd, kind, opts);
     // A short or empty read on a hinted fd re-asks the kernel once per call what the fd is,
     // so a hint gone stale (the number now names a datagram socket) is caught there.
     let mut verified = hinted == FdKind::Unknown;
     while done < len {
-        if let Err(error) = waiter.before_syscall() {
-            return fail(done, error);
-        }
         let chunk = (len - done).min(MAX_IO);
         // SAFETY: done < len, so the pointer stays inside the caller's buffer.
         let at = unsafe { buf.add(done) };
-        let result = match kind {
-            FdKind::Stream => {
-                let flags = if waiter.poll_mode {
-                    libc::MSG_DONTWAIT
-                } else {
-                    libc::MSG_WAITALL
-                };
-                match sys::recv(fd, at, chunk, flags) {
-                    // Only a datagram socket behind a stale hint truncates: say so.
-                    Ok((n, got)) if got & libc::MSG_TRUNC != 0 => {
-                        sys::set_kind_hint(fd, FdKind::Unknown);
-                        return fail(done + n, Error::from_errno(libc::EMSGSIZE));
-                    }
-                    other => other.map(|(n, _)| n),
-                }
-            }
-            _ => match read_not_socket(&mut waiter, &mut nowait, at, chunk) {
-                Ok(result) => result,
-                Err(error) => return fail(done, error),
-            },
+        let waitall = !call.waiter.poll_mode;
+        // SAFETY: `at..at+chunk` lies inside the caller's buffer.
+        let n = match unsafe { call.read_some(at, chunk, waitall) } {
+            Ok(n) => n,
+            Err(stopped) => return fail(done + stopped.done, stopped.error),
         };
-        match result {
-            Ok(n) if n < chunk && !verified => {
-                verified = true;
-                match probe_kind(fd) {
-                    Ok(now) => kind = now,
-                    Err(error) => return fail(done + n, error),
+        if n < chunk && !verified {
+            verified = true;
+            match probe_kind(fd) {
+                Ok(now) => call.kind = now,
+                Err(error) => return fail(done + n, error),
+            }
+        }
+        if n == 0 {
+            return fail(done, Error::Eof);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// The reading side of one call, shared by [`read_full`] and the buffered
+/// [`crate::reader::Reader`]: its deadline and wait rules ([`Waiter`]) and what the fd is.
+pub(crate) struct ReadCall<'a> {
+    pub(crate) waiter: Waiter<'a>,
+    nowait: NoWait,
+    kind: FdKind,
+}
+
+impl<'a> ReadCall<'a> {
+    /// A call on `fd`, known to be a stream socket or not a socket (see [`probe_kind`]).
+    pub(crate) fn new(fd: RawFd, kind: FdKind, opts: &'a Opts) -> Self {
+        ReadCall {
+            waiter: Waiter::new(fd, opts),
+            nowait: NoWait::new(),
+            kind,
+        }
+    }
+
+    /// Reads up to `len` bytes at `at` with one successful syscall (`waitall`: recvmsg with
+    /// MSG_WAITALL on a stream socket), retrying EINTR and waiting out EAGAIN as the
+    /// options say, the deadline checked before every syscall after the call's first.
+    /// `Ok(0)` is EOF. On error, [`Partial::done`] is what this step stored before it
+    /// failed (only a truncated datagram behind a stale hint stores anything).
+    ///
+    /// # Safety
+    ///
+    /// `at..at+len` must be memory the kernel may write.
+    pub(crate) unsafe fn read_some(
+        &mut self,
+        at: *mut u8,
+        len: usize,
+        waitall: bool,
+    ) -> Result<usize, Partial> {
+        let fd = self.waiter.fd;
+        let fail = |done, error| Err(Partial { done, error });
+        loop {
+            if let Err(error) = self.waiter.before_syscall() {
+                return fail(0, error);
+            }
+            let result = match self.kind {
+                FdKind::Stream => {
+                    let flags = if self.waiter.poll_mode {
+                        libc::MSG_DONTWAIT
+                    } else if waitall {
+                        libc::MSG_WAITALL
+                    } else {
+                        0
+                    };
+                    match sys::recv(fd, at, len, flags) {
+                        // Only a datagram socket behind a stale hint truncates: say so.
+                        Ok((n, got)) if got & libc::MSG_TRUNC != 0 => {
+                            sys::set_kind_hint(fd, FdKind::Unknown);
+                            return fail(n, Error::from_errno(libc::EMSGSIZE));
+                        }
+                        other => other.map(|(n, _)| n),
+                    }
                 }
-                if n == 0 {
-                    return fail(done, Error::Eof);
+                _ => match read_not_socket(&mut self.waiter, &mut self.nowait, at, len) {
+                    Ok(result) => result,
+                    Err(error) => return fail(0, error),
+                },
+            };
+            match result {
+                Ok(n) => {
+                    if n > 0 {
+                        self.waiter.progressed();
+                    }
+                    return Ok(n);
                 }
-                done += n;
-                waiter.progressed();
-            }
-            Ok(0) => return fail(done, Error::Eof),
-            Ok(n) => {
-                done += n;
-                waiter.progressed();
-            }
-            Err(libc::ENOTSOCK) if kind == FdKind::Stream => {
-                // The hint was stale: the number now names a non-socket. One syscall lost.
-                sys::set_kind_hint(fd, FdKind::NotSocket);
-                kind = FdKind::NotSocket;
-                waiter.attempts -= 1;
-            }
-            Err(e) => {
-                if let Err(error) = waiter.on_errno(e, libc::POLLIN) {
-                    return fail(done, error);
+                Err(libc::ENOTSOCK) if self.kind == FdKind::Stream => {
+                    // The hint was stale: the number now names a non-socket. One syscall lost.
+                    sys::set_kind_hint(fd, FdKind::NotSocket);
+                    self.kind = FdKind::NotSocket;
+                    self.waiter.attempts -= 1;
+                }
+                Err(e) => {
+                    if let Err(error) = self.waiter.on_errno(e, libc::POLLIN) {
+                        return fail(0, error);
+                    }
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// One read from a non-socket: plain read(2), or, when nothing may block, preadv2 with

@@ -11,6 +11,8 @@
 //! - [`io`]: exact-count reads and writes on raw fds ([`io::read_full`], [`io::write_full`],
 //!   [`io::write_vectored_full`], [`io::read_line`]) that never lose the count and never
 //!   raise SIGPIPE — the C calls `readn_sync`, `writen_sync`, `writev_sync`, `readline_sync`.
+//! - [`reader`]: the buffered [`reader::Reader`]: lines and exact counts at one syscall per
+//!   buffer, a line never split, nothing consumed by a timeout mid-line.
 //! - [`error`]: the [`Error`] type, errno classes ([`error::Class`]) and plain-words
 //!   explanations ([`error::explain`]).
 //! - [`net`]: resolve, connect with a timeout, listen, TCP_NODELAY, keepalive and
@@ -33,6 +35,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod net;
+pub mod reader;
 pub mod server;
 
 mod ffi;

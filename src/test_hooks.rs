@@ -21,7 +21,9 @@
 //! ```
 
 #[cfg(feature = "test-hooks")]
-pub use armed::{Hook, ThreadHook, arm, arm_this_thread};
+pub(crate) use armed::resolved;
+#[cfg(feature = "test-hooks")]
+pub use armed::{Hook, ResolveOverride, ThreadHook, arm, arm_this_thread, resolve_as};
 
 /// Stops the calling thread here while a test holds the point `name` armed (only the first
 /// thread that arrives is stopped; later ones pass).
@@ -194,6 +196,42 @@ mod armed {
         })
         .ok()
         .flatten()
+    }
+
+    static RESOLVE: Mutex<Vec<(String, Vec<std::net::SocketAddr>)>> = Mutex::new(Vec::new());
+
+    fn overrides() -> std::sync::MutexGuard<'static, Vec<(String, Vec<std::net::SocketAddr>)>> {
+        RESOLVE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A name resolved by [`resolve_as`]; dropping it forgets the name.
+    #[derive(Debug)]
+    pub struct ResolveOverride {
+        host: String,
+    }
+
+    impl Drop for ResolveOverride {
+        fn drop(&mut self) {
+            overrides().retain(|(h, _)| *h != self.host);
+        }
+    }
+
+    /// Makes resock's connects resolve `host` to exactly `addrs`, in this order (ports
+    /// included), until the override is dropped: a test can offer one address that
+    /// black-holes and one that answers, in the families it needs.
+    pub fn resolve_as(host: &str, addrs: Vec<std::net::SocketAddr>) -> ResolveOverride {
+        overrides().push((host.to_string(), addrs));
+        ResolveOverride {
+            host: host.to_string(),
+        }
+    }
+
+    /// The addresses a test chose for `host`, if any.
+    pub(crate) fn resolved(host: &str) -> Option<Vec<std::net::SocketAddr>> {
+        overrides()
+            .iter()
+            .find(|(h, _)| h == host)
+            .map(|(_, a)| a.clone())
     }
 
     /// See the module docs.

@@ -786,3 +786,176 @@ fn a_leftover_legacy_definition_fails_the_build_loudly() {
         "the error does not say what to do:\n{stderr}"
     );
 }
+
+/// Where redis-server is, if installed (.ci/run installs Debian's).
+fn redis_server() -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join("redis-server"))
+        .find(|p| p.is_file())
+}
+
+/// A redis-server on 127.0.0.1:`port`, no persistence, ready for connections.
+fn start_redis(exe: &Path, port: u16) -> Child {
+    let child = Command::new(exe)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let start = Instant::now();
+    while redis_command(port, &["PING"]).is_none() {
+        assert!(start.elapsed() < RUN_LIMIT, "redis-server never answered");
+        thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+/// Sends one command on a fresh connection; the reply's integer (PUBLISH: receivers;
+/// PUBSUB NUMSUB: subscribers), 0 for any other reply, None if redis does not answer.
+fn redis_command(port: u16, args: &[&str]) -> Option<i64> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s.write_all(cmd.as_bytes()).ok()?;
+    let mut reply = BufReader::new(s);
+    let mut line = String::new();
+    // An integer reply, or the array of PUBSUB NUMSUB whose last element is the count.
+    loop {
+        line.clear();
+        if reply.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        match line.as_bytes().first()? {
+            b':' => return line[1..].trim().parse().ok(),
+            b'+' => return Some(0),
+            b'-' => return None,
+            // Array headers, bulk lengths and bulk strings: read on.
+            _ => {}
+        }
+    }
+}
+
+/// The lines a child prints on one stream, collected by a thread.
+fn collect_lines(stream: impl Read + Send + 'static) -> std::sync::Arc<Mutex<Vec<String>>> {
+    let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < RUN_LIMIT,
+            "no {what} within {RUN_LIMIT:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The RESP subscriber against a real redis-server: killed and restarted five times, then
+/// SIGSTOPped past two heartbeat periods. Every message redis delivered while the
+/// subscriber was subscribed (PUBLISH said 1 receiver) reaches its stdout exactly once, in
+/// order; the stopped server is hung up on (ETIMEDOUT) within a generous bound.
+#[test]
+fn the_resp_subscriber_loses_and_duplicates_nothing_through_redis_restarts() {
+    let Some(redis) = redis_server() else {
+        println!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = start_redis(&redis, port);
+    let idle_ms = 300;
+    let mut sub = Command::new(build("resp_subscriber", Link::Shared))
+        .args(["127.0.0.1", &port.to_string(), "news", &idle_ms.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = collect_lines(sub.stdout.take().unwrap());
+    let err = collect_lines(sub.stderr.take().unwrap());
+    let count = |lines: &Mutex<Vec<String>>, what: &str| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(what))
+            .count()
+    };
+    let subscribed = |n: usize| {
+        wait_until("subscription", || {
+            count(&err, "subscribed") >= n
+                && redis_command(port, &["PUBSUB", "NUMSUB", "news"]) == Some(1)
+        })
+    };
+    let mut delivered: Vec<String> = Vec::new();
+    let mut publish = |round: &str, n: usize| {
+        for i in 0..n {
+            let msg = format!("{round}-{i}");
+            match redis_command(port, &["PUBLISH", "news", &msg]) {
+                Some(1) => delivered.push(msg),
+                other => panic!("PUBLISH {msg} while subscribed: {other:?}"),
+            }
+        }
+        let want = delivered.len();
+        wait_until("the messages", || out.lock().unwrap().len() >= want);
+    };
+    subscribed(1);
+    for round in 0..5 {
+        publish(&format!("life{round}"), 20);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        server = start_redis(&redis, port);
+        subscribed(round + 2);
+    }
+    publish("before-stop", 10);
+    let timeouts = count(&err, &format!("disconnected 4 {}", libc::ETIMEDOUT));
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGSTOP) };
+    let stopped = Instant::now();
+    wait_until("a heartbeat hang-up", || {
+        count(&err, &format!("disconnected 4 {}", libc::ETIMEDOUT)) > timeouts
+    });
+    let caught = stopped.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(server.id() as i32, libc::SIGCONT) };
+    assert!(
+        caught < Duration::from_millis(10 * 2 * idle_ms),
+        "the stopped server was noticed only after {caught:?}"
+    );
+    subscribed(count(&err, "subscribed") + 1);
+    publish("after-stop", 10);
+    assert_eq!(
+        redis_command(port, &["PUBLISH", "news", "quit"]),
+        Some(1),
+        "quit"
+    );
+    let status = wait_limited(sub, RUN_LIMIT, "resp_subscriber").status;
+    let _ = server.kill();
+    let _ = server.wait();
+    let got: Vec<String> = out.lock().unwrap().clone();
+    assert!(status.success(), "{status:?}\n{:?}", err.lock().unwrap());
+    assert_eq!(got.last().map(String::as_str), Some("quit"));
+    assert_eq!(got[..got.len() - 1], delivered[..], "lost or duplicated");
+    println!(
+        "{} messages through 5 restarts and a SIGSTOP (noticed after {caught:?})",
+        delivered.len()
+    );
+}

@@ -128,10 +128,7 @@ impl Ledger {
 
 /// A record-mode client of 127.0.0.1:`port` with a fast backoff, filling `ledger`.
 fn record_client(port: u16, ledger: &Ledger) -> Client {
-    let config = ClientConfig {
-        dial: fast_dial("127.0.0.1", port),
-        mode: Mode::Records(64),
-    };
+    let config = ClientConfig::new(fast_dial("127.0.0.1", port), Mode::Records(64));
     Client::start(config, ledger.clone()).unwrap()
 }
 
@@ -550,14 +547,7 @@ fn a_vanished_peer_is_detected_by_keepalive_and_the_client_comes_back() {
                 connect_timeout: Some(Duration::from_secs(1)),
                 ..fast_dial(Netns::ADDR_A, port)
             };
-            Client::start(
-                ClientConfig {
-                    dial,
-                    mode: Mode::Records(64),
-                },
-                ledger,
-            )
-            .unwrap()
+            Client::start(ClientConfig::new(dial, Mode::Records(64)), ledger).unwrap()
         })
         .join()
         .unwrap()

@@ -525,10 +525,11 @@ unsafe extern "C" fn gated_connect(fd: c_int, user: *mut c_void) -> c_int {
     0
 }
 
-unsafe extern "C" fn idle_session(fd: c_int, _user: *mut c_void) {
+unsafe extern "C" fn idle_session(fd: c_int, _r: *mut c_void, _user: *mut c_void) -> c_int {
     let mut buf = [0u8; 64];
     // Until the peer closes or a stop shuts the socket down.
     while common::readn(fd, &mut buf).0 > 0 {}
+    0
 }
 
 /// A one-connection server thread on loopback that hands each accepted stream to `serve`.
@@ -783,10 +784,11 @@ fn latency_client_state() -> State {
     out.state
 }
 
-unsafe extern "C" fn write_until_blocked(fd: c_int, _user: *mut c_void) {
+unsafe extern "C" fn write_until_blocked(fd: c_int, _r: *mut c_void, _user: *mut c_void) -> c_int {
     let chunk = vec![0u8; 1 << 20];
     // Nobody reads: the socket buffers fill and the write blocks until the stop.
     while common::writen(fd, &chunk).0 > 0 {}
+    0
 }
 
 /// Stop + join is prompt from every blocking point; the bound is generous (LIVENESS),

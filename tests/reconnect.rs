@@ -419,10 +419,7 @@ impl Session for Collector {
 
 /// A record-mode client of 127.0.0.1:`port` (backoff 20 ms to 200 ms) feeding `collector`.
 fn collecting_client(port: u16, collector: &Collector) -> Client {
-    let config = ClientConfig {
-        dial: config(port, 20, 200, 0.5),
-        mode: Mode::Records(64),
-    };
+    let config = ClientConfig::new(config(port, 20, 200, 0.5), Mode::Records(64));
     Client::start(config, collector.clone()).unwrap()
 }
 
@@ -517,10 +514,7 @@ fn send_is_enotconn_while_down_and_works_while_up() {
     struct Quiet;
     impl Session for Quiet {}
     let client = Client::start(
-        ClientConfig {
-            dial: config(port, 20, 100, 0.5),
-            mode: Mode::Records(8),
-        },
+        ClientConfig::new(config(port, 20, 100, 0.5), Mode::Records(8)),
         Quiet,
     )
     .unwrap();
@@ -550,10 +544,7 @@ fn on_connect_refusing_hangs_up_and_counts_a_flap() {
     }
     let calls = Arc::new(AtomicUsize::new(0));
     let client = Client::start(
-        ClientConfig {
-            dial: config(server.port(), 10, 50, 0.0),
-            mode: Mode::Records(64),
-        },
+        ClientConfig::new(config(server.port(), 10, 50, 0.0), Mode::Records(64)),
         Refuse(calls.clone()),
     )
     .unwrap();

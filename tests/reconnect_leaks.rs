@@ -49,13 +49,13 @@ fn no_fd_or_thread_leaks_over_dial_hangup_cycles_and_client_lifetimes() {
     let threads_before = count("/proc/self/task");
     for _ in 0..20 {
         let client = Client::start(
-            ClientConfig {
-                dial: DialConfig {
+            ClientConfig::new(
+                DialConfig {
                     backoff: fast,
                     ..DialConfig::new("127.0.0.1", &port)
                 },
-                mode: Mode::Records(16),
-            },
+                Mode::Records(16),
+            ),
             Quiet,
         )
         .unwrap();

@@ -271,7 +271,7 @@ pub unsafe extern "C" fn resock_readline(
 ///
 /// # Safety
 /// `opts` and `done` as for resock_readn.
-unsafe fn with_opts(
+pub(super) unsafe fn with_opts(
     opts: *const resock_io_opts,
     done: *mut size_t,
     call: impl FnOnce(&Opts) -> ssize_t,
@@ -285,7 +285,7 @@ unsafe fn with_opts(
 }
 
 /// The core's options from a C `resock_io_opts` (NULL: the defaults).
-unsafe fn opts_from_c(opts: *const resock_io_opts) -> Result<Opts, Error> {
+pub(super) unsafe fn opts_from_c(opts: *const resock_io_opts) -> Result<Opts, Error> {
     if opts.is_null() {
         return Ok(Opts::default());
     }
@@ -303,7 +303,7 @@ unsafe fn opts_from_c(opts: *const resock_io_opts) -> Result<Opts, Error> {
 
 /// The argument checks every buffer call shares: no syscall for a count the kernel could
 /// not report back in an ssize_t, nor for a NULL buffer.
-fn check_buffer(buf: *const c_void, n: size_t) -> Result<(), Error> {
+pub(super) fn check_buffer(buf: *const c_void, n: size_t) -> Result<(), Error> {
     if n > ssize_t::MAX as size_t {
         Err(Error::InvalidInput("count exceeds SSIZE_MAX"))
     } else if buf.is_null() && n > 0 {
@@ -316,7 +316,11 @@ fn check_buffer(buf: *const c_void, n: size_t) -> Result<(), Error> {
 /// Stores `moved` in `*done` and turns a core result into the C return value and errno:
 /// the count on success (errno untouched: see `boundary`), the short count with errno 0
 /// at EOF, -1 with errno otherwise.
-unsafe fn finish(result: Result<(), Partial>, total: usize, done: *mut size_t) -> ssize_t {
+pub(super) unsafe fn finish(
+    result: Result<(), Partial>,
+    total: usize,
+    done: *mut size_t,
+) -> ssize_t {
     match result {
         Ok(()) => {
             // SAFETY: forwarded contract.
@@ -337,14 +341,14 @@ unsafe fn finish(result: Result<(), Partial>, total: usize, done: *mut size_t) -
     }
 }
 
-unsafe fn fail(error: Error, moved: usize, done: *mut size_t) -> ssize_t {
+pub(super) unsafe fn fail(error: Error, moved: usize, done: *mut size_t) -> ssize_t {
     // SAFETY: forwarded contract.
     unsafe { store(done, moved) };
     report_errno(error.errno());
     -1
 }
 
-unsafe fn store(done: *mut size_t, moved: usize) {
+pub(super) unsafe fn store(done: *mut size_t, moved: usize) {
     if !done.is_null() {
         // SAFETY: non-NULL and, by the caller's contract, writable.
         unsafe { done.write(moved) };

@@ -9,7 +9,9 @@ use crate::{doctor, error};
 /// The ABI generation of this library. It changes whenever an existing function, struct or
 /// constant changes incompatibly; compare it with `resock_abi_version()` at run time to
 /// catch a header and a library from different generations. 2: resock_server_config and
-/// resock_accept_stats grew (per-request mode, idle, per-peer and at-cap defences).
+/// resock_accept_stats grew (per-request mode, idle, per-peer and at-cap defences); a
+/// client session takes the client's resock_reader and returns why it ended; the client
+/// config grew heartbeat, handshake and on_state fields.
 pub const RESOCK_ABI_VERSION: c_int = 2;
 
 static VERSION: &CStr =

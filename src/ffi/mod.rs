@@ -24,6 +24,7 @@ mod handle;
 mod io;
 mod misc;
 mod net;
+mod reader;
 mod server;
 
 use std::cell::Cell;
@@ -60,6 +61,13 @@ impl PanicValue for libc::ssize_t {
 impl PanicValue for libc::c_int {
     fn panic_value() -> Self {
         -1
+    }
+}
+
+/// A size: 0 (nothing buffered, nothing taken), with errno EIO.
+impl PanicValue for libc::size_t {
+    fn panic_value() -> Self {
+        0
     }
 }
 

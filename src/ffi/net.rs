@@ -31,8 +31,11 @@ fn port_or_empty<'a>(host: &str, port: Option<&'a str>) -> Result<&'a str, Error
 ///
 /// `host` is a name, an IPv4 or IPv6 literal, or "unix:/path" (then `port` is ignored and
 /// may be NULL); `port` a number or service name. The name is resolved on every call and
-/// each address is tried in turn, each within the time left of `timeout_ms` (-1: the
-/// kernel's own limit, about two minutes for an unanswered SYN).
+/// the addresses are raced by Happy Eyeballs v2 (RFC 8305): IPv6 and IPv4 interleaved, the
+/// next address tried 250 ms after the previous attempt started (at once if it failed),
+/// the first connection kept and the others closed, all within `timeout_ms` (-1: the
+/// kernel's own limit, about two minutes for an unanswered SYN). A black-holed first
+/// address costs 250 ms, not the whole timeout.
 ///
 /// Errors: ECONNREFUSED (nothing listens), ETIMEDOUT (the time ran out), EHOSTUNREACH
 /// (unreachable, or the name does not resolve), EINVAL (NULL host, NULL port for TCP,

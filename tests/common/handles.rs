@@ -27,7 +27,16 @@ pub struct DialConfig {
 
 pub type OnConnect = unsafe extern "C" fn(fd: c_int, user: *mut c_void) -> c_int;
 pub type OnRecord = unsafe extern "C" fn(rec: *const c_void, len: usize, user: *mut c_void);
-pub type SessionFn = unsafe extern "C" fn(fd: c_int, user: *mut c_void);
+/// ABI 2's session: the fd, the client's reader, the user pointer; returns 0 or an errno.
+pub type SessionFn = unsafe extern "C" fn(fd: c_int, r: *mut c_void, user: *mut c_void) -> c_int;
+pub type OnIdle = unsafe extern "C" fn(fd: c_int, user: *mut c_void) -> c_int;
+pub type OnState = unsafe extern "C" fn(
+    state: c_int,
+    attempt: c_uint,
+    next_delay_ms: i64,
+    errnum: c_int,
+    user: *mut c_void,
+);
 pub type OnDisconnect =
     unsafe extern "C" fn(cls: c_int, errnum: c_int, lived_ms: i64, user: *mut c_void);
 pub type HandlerFn =
@@ -50,6 +59,10 @@ pub struct ClientConfig {
     pub session: Option<SessionFn>,
     pub on_disconnect: Option<OnDisconnect>,
     pub user: *mut c_void,
+    pub idle_timeout_ms: c_int,
+    pub on_idle: Option<OnIdle>,
+    pub handshake_timeout_ms: c_int,
+    pub on_state: Option<OnState>,
 }
 
 #[repr(C)]
@@ -90,6 +103,14 @@ unsafe extern "C" {
     pub fn resock_client_config_init(cfg: *mut ClientConfig);
     pub fn resock_client_start(cfg: *const ClientConfig) -> *mut Client;
     pub fn resock_client_send(c: *mut Client, buf: *const c_void, n: usize) -> c_int;
+    pub fn resock_client_send_opts(
+        c: *mut Client,
+        buf: *const c_void,
+        n: usize,
+        opts: *const super::IoOpts,
+        done: *mut usize,
+    ) -> isize;
+    pub fn resock_client_reset(c: *mut Client);
     pub fn resock_client_stop(c: *mut Client);
     pub fn resock_client_join(c: *mut Client, timeout_ms: c_int) -> c_int;
     pub fn resock_client_stats(c: *const Client, out: *mut Stats);
