@@ -299,8 +299,12 @@ static void *churn_log_sinks(void *arg)
 
 static void cycle(const char *dead_port)
 {
+    /* Handlers may outlive a free (the header: `user` must stay valid until they return),
+     * so each cycle's user data lives as long as the program. */
+    static struct server_user users[4096];
+    static int next_user;
+    struct server_user *su = &users[next_user++ % 4096];
     resock_server_config cfg;
-    struct server_user su = { 0 };
     resock_server *s;
     char port[16];
     pthread_t runner = 0, freer, logs;
@@ -310,10 +314,10 @@ static void cycle(const char *dead_port)
     cfg.host = "127.0.0.1";
     cfg.port = "0";
     cfg.handler = record_handler;
-    cfg.user = &su;
+    cfg.user = su;
     s = resock_server_new(&cfg);
     CHECK(s != NULL);
-    su.server = s;
+    su->server = s;
     snprintf(port, sizeof port, "%d", resock_server_port(s));
     if (use_run)
         CHECK(pthread_create(&runner, NULL, run_server, s) == 0);
@@ -346,7 +350,7 @@ static void cycle(const char *dead_port)
         struct client_user u = { 0 };
         resock_client *c;
 
-        atomic_store(&su.stop_from_handler, 1);
+        atomic_store(&su->stop_from_handler, 1);
         resock_client_config_init(&ccfg);
         ccfg.dial.host = "127.0.0.1";
         ccfg.dial.port = port;
