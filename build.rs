@@ -44,8 +44,19 @@ fn main() {
     link_soname_in_target_dir(&soname);
 
     let version = env::var("CARGO_PKG_VERSION").unwrap_or_default();
-    for (file, page) in man::section3(&functions, &version) {
-        write_if_changed(&dir.join("man").join("man3").join(file), &page);
+    let man3 = dir.join("man").join("man3");
+    let pages = man::section3(&functions, &version);
+    for (file, page) in &pages {
+        write_if_changed(&man3.join(file), page);
+    }
+    // A function removed from the header takes its generated page with it.
+    for entry in fs::read_dir(&man3).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let generated = fs::read_to_string(entry.path())
+            .is_ok_and(|text| text.starts_with(man::GENERATED_MARK));
+        if generated && !pages.iter().any(|(file, _)| *file == name) {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 
     #[cfg(feature = "bench")]

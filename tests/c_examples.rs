@@ -10,6 +10,8 @@
 #[path = "../build/header.rs"]
 #[allow(dead_code)]
 mod header;
+#[path = "common/port.rs"]
+mod port;
 #[path = "common/skip.rs"]
 mod skip;
 
@@ -333,7 +335,7 @@ fn seed_pair_through_a_restart(server: &str, client: &str, link: Link, grind_cli
     let server = build(server, link);
     let client = build(client, link);
 
-    let (first, port) = start_server(&server, 0, 50, 1, true);
+    let (first, port) = start_server(&server, port::restart_port(), 50, 1, true);
     let port_arg = port.to_string();
     let client_thread = {
         let client = client.clone();

@@ -2,6 +2,8 @@
 //! restart, a black hole, stops from other threads and from callbacks.
 
 mod common;
+#[path = "common/port.rs"]
+mod port;
 #[path = "common/skip.rs"]
 mod skip;
 
@@ -433,7 +435,11 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn a_client_is_back_after_a_server_restart_with_every_record_intact() {
-    let server = ScriptServer::start("127.0.0.1:0", Script::Records(100));
+    // Restarts on its port: one no other test's bind(0) can take during the outage.
+    let server = ScriptServer::start(
+        &format!("127.0.0.1:{}", port::restart_port()),
+        Script::Records(100),
+    );
     let port = server.port();
     let collector = Collector::default();
     let client = collecting_client(port, &collector);
