@@ -515,7 +515,7 @@ typedef struct resock_stats {
   /**
    * The errno of the last failure (0 if none).
    */
-  int32_t last_errno;
+  int last_errno;
   /**
    * Bytes read by the client's record loop (client only).
    */
@@ -757,7 +757,8 @@ int resock_client_join(struct resock_client *c, int timeout_ms);
 
 /**
  * Copies a snapshot of the client's counters into `*out` (the dialer's, plus eofs,
- * resets, bytes_in, bytes_out). Either pointer NULL: errno EINVAL, `*out` untouched.
+ * resets, bytes_in, bytes_out). Either pointer NULL: nothing is
+ * written and errno is set to EINVAL (set errno to 0 first to tell).
  *
  * Requires: `c` is NULL or a live client; `out` is NULL or writable.
  */
@@ -801,7 +802,7 @@ struct resock_dialer *resock_dialer_new(const struct resock_dial_config *cfg);
  * for a NULL dialer.
  *
  * The seed's client becomes:
- * `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
+ * `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == (ssize_t) len)
  * handle(buf); resock_hangup(d, fd); }`
  *
  * Requires: `d` is NULL or a live dialer.
@@ -840,7 +841,8 @@ void resock_dialer_reset(struct resock_dialer *d);
 
 /**
  * Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
- * + failures). Either pointer NULL: errno EINVAL, `*out` untouched.
+ * + failures). Either pointer NULL: nothing is
+ * written and errno is set to EINVAL (set errno to 0 first to tell).
  *
  * Requires: `d` is NULL or a live dialer; `out` is NULL or writable.
  */
@@ -1291,8 +1293,8 @@ void resock_server_stop(struct resock_server *s);
 int resock_server_join(struct resock_server *s, int grace_ms);
 
 /**
- * Copies a snapshot of the server's counters into `*out`. Either pointer NULL: errno
- * EINVAL, `*out` untouched.
+ * Copies a snapshot of the server's counters into `*out`. Either pointer NULL: nothing is
+ * written and errno is set to EINVAL (set errno to 0 first to tell).
  *
  * Requires: `s` is NULL or a live server; `out` is NULL or writable.
  */

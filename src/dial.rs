@@ -115,7 +115,7 @@ pub struct Stats {
     /// The current backoff delay in milliseconds (0 when not backing off).
     pub backoff_ms: u64,
     /// The errno of the last failure (0 if none).
-    pub last_errno: i32,
+    pub last_errno: libc::c_int,
     /// Bytes read by the client's record loop (client only).
     pub bytes_in: u64,
     /// Bytes written by `send` (client only).

@@ -203,7 +203,7 @@ pub unsafe extern "C" fn resock_dialer_new(cfg: *const resock_dial_config) -> *m
 /// for a NULL dialer.
 ///
 /// The seed's client becomes:
-/// `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == len)
+/// `for (;;) { fd = resock_dial(d); if (fd < 0) break; while (readn_sync(fd, buf, len) == (ssize_t) len)
 /// handle(buf); resock_hangup(d, fd); }`
 ///
 /// # Safety
@@ -276,7 +276,8 @@ pub unsafe extern "C" fn resock_dialer_reset(d: *mut resock_dialer) {
 }
 
 /// Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
-/// + failures). Either pointer NULL: errno EINVAL, `*out` untouched.
+/// + failures). Either pointer NULL: nothing is
+/// written and errno is set to EINVAL (set errno to 0 first to tell).
 ///
 /// # Safety
 /// `d` is NULL or a live dialer; `out` is NULL or writable.

@@ -356,8 +356,8 @@ pub unsafe extern "C" fn resock_server_join(s: *mut resock_server, grace_ms: c_i
     })
 }
 
-/// Copies a snapshot of the server's counters into `*out`. Either pointer NULL: errno
-/// EINVAL, `*out` untouched.
+/// Copies a snapshot of the server's counters into `*out`. Either pointer NULL: nothing is
+/// written and errno is set to EINVAL (set errno to 0 first to tell).
 ///
 /// # Safety
 /// `s` is NULL or a live server; `out` is NULL or writable.
