@@ -711,17 +711,16 @@ fn accept_until_stopped(shared: &Arc<Shared>) -> Result<(), Error> {
             Ok((fd, peer)) => {
                 backoff = Duration::ZERO;
                 in_episode = false;
-                let admitted = matches!(
-                    admit(shared, &mut lock(&shared.pool), &fd, &peer),
-                    Admission::Admitted
-                );
-                let job = Job {
-                    fd,
-                    peer,
-                    peer_closed: false,
-                };
-                if admitted && !dispatch(shared, job) {
-                    backoff = next_backoff(backoff);
+                let mut pool = lock(&shared.pool);
+                if let Admission::Admitted = admit(shared, &mut pool, &fd, &peer) {
+                    let job = Job {
+                        fd,
+                        peer,
+                        peer_closed: false,
+                    };
+                    if !dispatch(shared, pool, job) {
+                        backoff = next_backoff(backoff);
+                    }
                 }
             }
             Err(errno) => match on_accept_error(shared, errno, &mut in_episode) {
@@ -820,8 +819,10 @@ fn accept(listen_fd: RawFd) -> Result<(OwnedFd, SockAddr), i32> {
 /// Hands a connection (or, per request, a readable one) to an idle pool thread, or a new
 /// one — in per-request mode only up to `pool_threads`, after which jobs wait in the
 /// queue. False (the connection closed, counted) when no thread could be started.
-fn dispatch(shared: &Arc<Shared>, job: Job) -> bool {
-    let mut pool = lock(&shared.pool);
+///
+/// Takes the state lock its caller holds, so a connection is counted as held without a
+/// gap: between being admitted or unparked and being counted active, nobody sees it gone.
+fn dispatch(shared: &Arc<Shared>, mut pool: MutexGuard<'_, PoolState>, job: Job) -> bool {
     pool.active += 1;
     pool.stats.accepted += u64::from(matches!(shared.serve, Serve::Connections(_)));
     pool.stats.peak = pool.stats.peak.max(pool.active as u64);

@@ -144,24 +144,22 @@ fn next_timeout(shared: &Shared, retry: &Retry) -> Option<Duration> {
 /// A parked connection became readable (or hung up): hand it to the pool.
 fn on_readable(shared: &Arc<Shared>, token: Token, peer_closed: bool) {
     let (fd, generation) = from_token(token);
-    let job = {
-        let mut pool = lock(&shared.pool);
-        match pool.parked.get(&fd) {
-            // An event of an earlier connection on this fd number, or of one that is with
-            // a handler now (it is parked again, and re-checked, when the handler returns).
-            Some(conn) if conn.generation == generation => {}
-            _ => return,
-        }
-        let Some(conn) = pool.unpark(fd) else {
-            return;
-        };
-        Job {
-            fd: conn.fd,
-            peer: conn.peer,
-            peer_closed,
-        }
+    let mut pool = lock(&shared.pool);
+    match pool.parked.get(&fd) {
+        // An event of an earlier connection on this fd number, or of one that is with a
+        // handler now (it is parked again, and re-checked, when the handler returns).
+        Some(conn) if conn.generation == generation => {}
+        _ => return,
+    }
+    let Some(conn) = pool.unpark(fd) else {
+        return;
     };
-    dispatch(shared, job);
+    let job = Job {
+        fd: conn.fd,
+        peer: conn.peer,
+        peer_closed,
+    };
+    dispatch(shared, pool, job);
 }
 
 enum Accepting {
