@@ -757,8 +757,8 @@ int resock_client_join(struct resock_client *c, int timeout_ms);
 
 /**
  * Copies a snapshot of the client's counters into `*out` (the dialer's, plus eofs,
- * resets, bytes_in, bytes_out). Either pointer NULL: nothing is
- * written and errno is set to EINVAL (set errno to 0 first to tell).
+ * resets, bytes_in, bytes_out). Either pointer NULL:
+ * nothing is written and errno is set to EINVAL (set errno to 0 first to tell).
  *
  * Requires: `c` is NULL or a live client; `out` is NULL or writable.
  */
@@ -840,9 +840,9 @@ void resock_dialer_stop(struct resock_dialer *d);
 void resock_dialer_reset(struct resock_dialer *d);
 
 /**
- * Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
- * + failures). Either pointer NULL: nothing is
- * written and errno is set to EINVAL (set errno to 0 first to tell).
+ * Copies a consistent snapshot of the dialer's counters into `*out`, where attempts =
+ * connects + failures. Either pointer NULL: nothing is written and errno is set to EINVAL
+ * (set errno to 0 first to tell).
  *
  * Requires: `d` is NULL or a live dialer; `out` is NULL or writable.
  */

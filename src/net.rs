@@ -258,9 +258,9 @@ fn race(
                 continue;
             }
             let attempt = pending.remove(i);
-            match connect_outcome(&attempt.socket) {
-                Ok(()) => return finish_connect(attempt.socket),
-                Err(e) => {
+            match attempt.socket.take_error() {
+                Ok(None) => return finish_connect(attempt.socket),
+                Ok(Some(e)) | Err(e) => {
                     last = e.into();
                     next_start = Instant::now();
                 }
@@ -280,18 +280,6 @@ fn start_connect(addr: &SockAddr, domain: Domain) -> Result<(Socket, bool), Erro
             Ok((socket, false))
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// How a nonblocking connect that poll reported done ended. ECONNRESET or EPIPE means the
-/// connection was made and the peer reset it before we looked (a refused one is
-/// ECONNREFUSED): what it sent before the reset is still queued, so it is a connection —
-/// the caller reads that data, then EOF — not a failed attempt that throws the data away.
-fn connect_outcome(socket: &Socket) -> Result<(), Error> {
-    match socket.take_error()? {
-        None => Ok(()),
-        Some(e) if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) => Ok(()),
-        Some(e) => Err(e.into()),
     }
 }
 
@@ -383,7 +371,11 @@ fn connect_one(
     let (socket, connected) = start_connect(addr, domain)?;
     if !connected {
         match wake::wait(Some(socket.as_raw_fd()), libc::POLLOUT, wakes, deadline)? {
-            Woken::Ready => connect_outcome(&socket)?,
+            Woken::Ready => {
+                if let Some(err) = socket.take_error()? {
+                    return Err(err.into());
+                }
+            }
             Woken::Wake => return Err(Error::from_errno(libc::ECANCELED)),
             Woken::Timeout => return Err(Error::TimedOut),
         }

@@ -344,10 +344,17 @@ fn seed_pair_through_a_restart(server: &str, client: &str, link: Link, grind_cli
     assert!(finish_server(first).contains("served 1 connections"));
     // The outage: the client's connects are refused for a while.
     thread::sleep(Duration::from_millis(150));
-    let (second, again) = start_server(&server, port, 50, 2, false);
+    // Three connections: under load the first server's records and RST can all arrive
+    // before the client's connect poll wakes; SO_ERROR then says ECONNRESET and that
+    // connection counts as a failed attempt, so the restarted server may have to serve
+    // all three. If the client needed only two of them, the test takes the third.
+    let (second, again) = start_server(&server, port, 50, 3, false);
     assert_eq!(again, port);
     let out = client_thread.join().unwrap();
-    assert!(finish_server(second).contains("served 2 connections"));
+    if let Ok(mut rest) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let _ = rest.read_to_end(&mut Vec::new());
+    }
+    assert!(finish_server(second).contains("served 3 connections"));
 
     let summary = out.lines().last().unwrap_or_default();
     assert!(
@@ -371,7 +378,17 @@ fn seed_pair_through_a_restart(server: &str, client: &str, link: Link, grind_cli
             .is_some_and(|l| l.starts_with("connection 1: after 50 records: ")),
         "{out}"
     );
-    assert!(field("torn=") + field("resets=") >= 1, "{out}");
+    // Unless the first server's whole connection was lost at connect (see above): then all
+    // three came from the restarted server, each whole and closed in order.
+    let lost_at_connect = field("connections=") == 3
+        && out
+            .lines()
+            .filter(|l| l.starts_with("connection "))
+            .all(|l| l.contains("after 50 records: EOF"));
+    assert!(
+        field("torn=") + field("resets=") >= 1 || lost_at_connect,
+        "{out}"
+    );
     assert!(field("connections=") >= 3, "{out}");
 }
 

@@ -464,8 +464,8 @@ pub unsafe extern "C" fn resock_client_join(c: *mut resock_client, timeout_ms: c
 }
 
 /// Copies a snapshot of the client's counters into `*out` (the dialer's, plus eofs,
-/// resets, bytes_in, bytes_out). Either pointer NULL: nothing is
-/// written and errno is set to EINVAL (set errno to 0 first to tell).
+/// resets, bytes_in, bytes_out). Either pointer NULL:
+/// nothing is written and errno is set to EINVAL (set errno to 0 first to tell).
 ///
 /// # Safety
 /// `c` is NULL or a live client; `out` is NULL or writable.

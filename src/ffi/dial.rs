@@ -275,9 +275,9 @@ pub unsafe extern "C" fn resock_dialer_reset(d: *mut resock_dialer) {
     })
 }
 
-/// Copies a consistent snapshot of the dialer's counters into `*out` (attempts = connects
-/// + failures). Either pointer NULL: nothing is
-/// written and errno is set to EINVAL (set errno to 0 first to tell).
+/// Copies a consistent snapshot of the dialer's counters into `*out`, where attempts =
+/// connects + failures. Either pointer NULL: nothing is written and errno is set to EINVAL
+/// (set errno to 0 first to tell).
 ///
 /// # Safety
 /// `d` is NULL or a live dialer; `out` is NULL or writable.
