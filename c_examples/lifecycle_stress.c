@@ -78,7 +78,21 @@ static long rss_kib(void)
 struct server_user {
     atomic_int stop_from_handler;       /* 1: the next handler stops the server */
     resock_server *server;
+    struct server_user *retired_next;
 };
+
+/* A server freed without resock_server_join may still run handlers: their `user` is freed
+ * only once every resock thread is gone (settle). */
+static struct server_user *retired;
+
+static void free_retired(void)
+{
+    while (retired != NULL) {
+        struct server_user *next = retired->retired_next;
+        free(retired);
+        retired = next;
+    }
+}
 
 static void record_handler(int fd, const struct sockaddr *peer, socklen_t len, void *user)
 {
@@ -300,7 +314,7 @@ static void *churn_log_sinks(void *arg)
 static void cycle(const char *dead_port)
 {
     resock_server_config cfg;
-    struct server_user su = { 0 };
+    struct server_user *su = calloc(1, sizeof *su);
     resock_server *s;
     char port[16];
     pthread_t runner = 0, freer, logs;
@@ -310,10 +324,13 @@ static void cycle(const char *dead_port)
     cfg.host = "127.0.0.1";
     cfg.port = "0";
     cfg.handler = record_handler;
-    cfg.user = &su;
+    CHECK(su != NULL);
+    cfg.user = su;
     s = resock_server_new(&cfg);
     CHECK(s != NULL);
-    su.server = s;
+    su->server = s;
+    su->retired_next = retired;
+    retired = su;
     snprintf(port, sizeof port, "%d", resock_server_port(s));
     if (use_run)
         CHECK(pthread_create(&runner, NULL, run_server, s) == 0);
@@ -346,7 +363,7 @@ static void cycle(const char *dead_port)
         struct client_user u = { 0 };
         resock_client *c;
 
-        atomic_store(&su.stop_from_handler, 1);
+        atomic_store(&su->stop_from_handler, 1);
         resock_client_config_init(&ccfg);
         ccfg.dial.host = "127.0.0.1";
         ccfg.dial.port = port;
@@ -402,12 +419,14 @@ int main(int argc, char **argv)
 
     cycle(dead_port);           /* the first cycle allocates what stays allocated */
     settle();
+    free_retired();
     fds0 = count_dir("/proc/self/fd");
     threads0 = count_dir("/proc/self/task");
     rss0 = rss_kib();
     for (i = 1; i < cycles; i++)
         cycle(dead_port);
     settle();
+    free_retired();
     fds1 = count_dir("/proc/self/fd");
     threads1 = count_dir("/proc/self/task");
     rss1 = rss_kib();
