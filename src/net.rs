@@ -194,11 +194,9 @@ fn race(
     let mut next = 0;
     let mut next_start = Instant::now();
     loop {
-        // No attempt starts past the deadline (the first one always runs).
-        if next > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Error::TimedOut);
-        }
-        if next < addrs.len() && (pending.is_empty() || Instant::now() >= next_start) {
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        // No attempt starts past the deadline.
+        if !expired && next < addrs.len() && (pending.is_empty() || Instant::now() >= next_start) {
             let addr = addrs[next];
             next += 1;
             next_start = Instant::now() + ATTEMPT_DELAY;
@@ -211,19 +209,20 @@ fn race(
             continue;
         }
         if pending.is_empty() {
-            return Err(last);
+            return Err(if expired && next < addrs.len() {
+                Error::TimedOut
+            } else {
+                last
+            });
         }
         let until = if next < addrs.len() {
             Some(deadline.map_or(next_start, |d| d.min(next_start)))
         } else {
             deadline
         };
-        let Some(timeout_ms) = wake::poll_timeout(until) else {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::TimedOut);
-            }
-            continue;
-        };
+        // Past the deadline, one look without waiting: an attempt that already finished
+        // (refused, or connected) is reported as it is, not as a timeout.
+        let timeout_ms = wake::poll_timeout(until).unwrap_or(0);
         let mut fds: Vec<libc::pollfd> = wakes
             .iter()
             .map(|w| libc::pollfd {
@@ -265,6 +264,9 @@ fn race(
                     next_start = Instant::now();
                 }
             }
+        }
+        if expired && !pending.is_empty() {
+            return Err(Error::TimedOut);
         }
     }
 }

@@ -529,3 +529,16 @@ fn random_mixes_of_lines_counts_and_takes_match_the_model() {
         writer.join().unwrap();
     }
 }
+
+#[test]
+fn a_blocking_socket_whose_so_rcvtimeo_expires_is_eagain_and_keeps_the_partial_line() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    set_timeout_opt(b.as_raw_fd(), libc::SO_RCVTIMEO, 50);
+    let r = reader(b.as_raw_fd(), 4);
+    a.write_all(b"AUTH sec").unwrap();
+    // The caller's own timeout, never polled past: EAGAIN, as from readn_sync.
+    let (rc, e, done, _) = readline(&r, 64, None);
+    assert_eq!((rc, e, done), (-1, libc::EAGAIN, 0));
+    a.write_all(b"ret\r\n").unwrap();
+    assert_eq!(readline(&r, 64, None).3, b"AUTH secret\r\n");
+}

@@ -303,6 +303,8 @@ fn at_the_cap_the_shed_policy_answers_at_once_in_both_modes() {
     assert_eq!(request(&mut oldest, "one\n"), "echo: one\n");
     let mut second = connect(port);
     assert_eq!(request(&mut second, "two\n"), "echo: two\n");
+    // The reply leaves before the handler parks the connection again: wait for both.
+    wait_for("both parked", || server.stats().parked == 2);
     let mut newcomer = connect(port);
     assert_eq!(request(&mut newcomer, "three\n"), "echo: three\n");
     assert!(closed_by_server(&mut oldest), "the idlest was not shed");
