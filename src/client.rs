@@ -158,7 +158,8 @@ pub trait Session: Send + 'static {
     /// A connection ended: its class and errno, and how long it lived. The reasons: the
     /// read error or EOF that ended the records loop or the session's reads; the session's
     /// own error; (Timeout, ETIMEDOUT) for the heartbeat or a handshake timeout; the error
-    /// of a send that left a partial message on the wire; (Ok, ECANCELED) when
+    /// of a send that left a partial message on the wire (unless it is EPIPE, which only
+    /// follows one of the other reasons); (Ok, ECANCELED) when
     /// [`Client::stop`] ended it; (Ok, 0) when the session returned without a reason or
     /// `on_connect` refused the connection.
     fn on_disconnect(&mut self, _class: Class, _errno: i32, _lived: Duration) {}
@@ -218,6 +219,16 @@ impl Shared {
         !self.callbacks_off.load(Ordering::Acquire)
     }
 
+    /// The send lock if no sender holds it now.
+    fn try_lock_send(&self) -> Option<SendTurn<'_>> {
+        let mut busy = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        if *busy {
+            return None;
+        }
+        *busy = true;
+        Some(SendTurn(self))
+    }
+
     /// Takes the send lock, waiting until `deadline` at most (ETIMEDOUT).
     fn lock_send(&self, deadline: Option<Instant>) -> Result<SendTurn<'_>, Error> {
         let mut busy = self.sending.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,6 +250,17 @@ impl Shared {
         *busy = true;
         Ok(SendTurn(self))
     }
+}
+
+/// The heartbeat's ping, sent only between two senders' messages: with another sender
+/// mid-message a ping would land inside it and tear the stream, so that ping is skipped
+/// (if nothing arrives within another idle period, the heartbeat hangs up all the same).
+fn between_messages(shared: &Arc<Shared>, mut ping: OnIdle) -> OnIdle {
+    let shared = Arc::clone(shared);
+    Box::new(move |fd| match shared.try_lock_send() {
+        Some(_turn) => ping(fd),
+        None => true,
+    })
 }
 
 /// One sender's turn; the next one goes when it is dropped.
@@ -519,9 +541,9 @@ impl<S: Session> Thread<'_, S> {
     }
 }
 
-fn run(shared: &Shared, config: &ClientConfig, record: Box<[u8]>, session: impl Session) {
+fn run(shared: &Arc<Shared>, config: &ClientConfig, record: Box<[u8]>, session: impl Session) {
     let _finish = FinishGuard(shared);
-    CLIENT_THREAD.with(|c| c.set(shared));
+    CLIENT_THREAD.with(|c| c.set(Arc::as_ptr(shared)));
     let mut t = Thread {
         shared,
         config,
@@ -531,7 +553,10 @@ fn run(shared: &Shared, config: &ClientConfig, record: Box<[u8]>, session: impl 
         attempt: 0,
     };
     if config.idle_timeout.is_some() && shared.callbacks_on() {
-        t.on_idle = t.session.heartbeat();
+        t.on_idle = t
+            .session
+            .heartbeat()
+            .map(|ping| between_messages(shared, ping));
     }
     while !shared.stopping.load(Ordering::Acquire) {
         let dialed = {
@@ -563,10 +588,13 @@ fn run(shared: &Shared, config: &ClientConfig, record: Box<[u8]>, session: impl 
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let (class, errno) = if shared.stopping.load(Ordering::Acquire) {
-            (Class::Ok, libc::ECANCELED)
-        } else {
-            forced.unwrap_or((class, errno))
+        let (class, errno) = match forced {
+            _ if shared.stopping.load(Ordering::Acquire) => (Class::Ok, libc::ECANCELED),
+            // A send that tore its message with EPIPE found the connection already shut
+            // down — by the heartbeat, the peer's end or this retirement — whose own
+            // reason is the one to report.
+            Some((_, libc::EPIPE)) | None => (class, errno),
+            Some(torn) => torn,
         };
         let lived = shared
             .dialer

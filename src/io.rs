@@ -380,20 +380,27 @@ impl<'a> Waiter<'a> {
             }
         }
         loop {
+            // Past the deadline, one look without waiting: what is ready now still moves
+            // (timeout 0 on an fd with no per-call nonblocking mode), nothing more.
+            let mut last_look = false;
             let timeout_ms = match self.deadline {
                 None => -1,
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(Error::TimedOut);
+                        last_look = true;
+                        0
+                    } else {
+                        // Round up: poll must never wake before the deadline and spin.
+                        let left = deadline - now;
+                        let ms =
+                            left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
+                        ms.min(i32::MAX as u128) as i32
                     }
-                    // Round up: poll must never wake before the deadline and spin.
-                    let left = deadline - now;
-                    let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
-                    ms.min(i32::MAX as u128) as i32
                 }
             };
             match sys::poll(self.fd, events, timeout_ms) {
+                Ok(0) if last_look => return Err(Error::TimedOut),
                 Ok(0) => continue,
                 Ok(revents) if revents & libc::POLLNVAL != 0 => {
                     return Err(Error::from_errno(libc::EBADF));

@@ -204,7 +204,10 @@ fn race(
                 Ok((socket, true)) => return finish_connect(socket),
                 Ok((socket, false)) => pending.push(Attempt { socket }),
                 // Failed at once (no route for this family): the next one starts now.
-                Err(e) => last = e,
+                Err(e) => {
+                    last = e;
+                    next_start = Instant::now();
+                }
             }
             continue;
         }

@@ -63,8 +63,10 @@ pub struct resock_client_config {
     /// peer whose kernel still answers while the process is stopped or hung.
     pub idle_timeout_ms: c_int,
     /// The heartbeat's ping: runs on the client thread inside a read; write the ping to
-    /// `fd`; return non-zero to hang up at once. May be NULL (no ping: hang up after two
-    /// idle periods).
+    /// `fd`; return non-zero to hang up at once. It runs only between two senders'
+    /// messages (holding the send turn, so resock_client_send waits meanwhile): while a
+    /// sender is mid-message that ping is skipped rather than torn into the message.
+    /// May be NULL (no ping: hang up after two idle periods).
     pub on_idle: Option<unsafe extern "C" fn(fd: c_int, user: *mut c_void) -> c_int>,
     /// Bounds on_connect's I/O, ms (10000; -1: none): each blocking read or write on the
     /// fd returns -1/EAGAIN once it waited this long (SO_RCVTIMEO/SO_SNDTIMEO, set for the

@@ -97,11 +97,14 @@ pub unsafe extern "C" fn resock_io_opts_init(opts: *mut resock_io_opts) {
 /// which without a syscall, resock remembers per fd number whether it was a stream socket
 /// or not a socket, and forgets at EOF and on errors. If a program closes such an fd
 /// without resock seeing EOF or an error and the number comes back as a datagram socket,
-/// the first call on it can read by the old rule: remembered as a stream socket, it takes
-/// one datagram (into the buffer, counted in resock_readn's `*done`), then fails with
-/// EPROTOTYPE, or EMSGSIZE if the datagram was longer than the rest of the request (the
-/// kernel dropped its tail); remembered as not a socket, it reads like read(2), which
-/// drops the tail of a datagram longer than the request. Then the number is asked again.
+/// calls on it read by the old rule until one ends short, at EOF or on an error, when the
+/// number is asked again: remembered as a stream socket, a call takes whole datagrams
+/// while they fill the request exactly, and fails with EPROTOTYPE at the first short one,
+/// or EMSGSIZE if a datagram was longer than the rest of the request (the kernel dropped
+/// its tail); remembered as not a socket, it reads like read(2), which silently drops the
+/// tail of a datagram longer than the request. So the EPROTOTYPE refusal is certain for an
+/// fd number resock has not seen before, and best effort for a reused one: reading a
+/// datagram socket with these calls is the caller's error, which resock then may not catch.
 ///
 /// EINTR is always retried. On an O_NONBLOCK fd, EAGAIN is waited out with poll (if poll
 /// says ready and the fd still says EAGAIN, the call sleeps 50 µs doubling to 4 ms between
@@ -133,10 +136,12 @@ pub unsafe extern "C" fn readn_sync(fd: c_int, buffer: *mut c_void, n: size_t) -
 /// (three syscalls for a pipe: block, write, unblock). The disposition is never read or
 /// changed, so another thread switching it between SIG_IGN and SIG_DFL (libcurl does)
 /// cannot make the write fatal. The SIGPIPEs pending before the call, thread- or
-/// process-directed, are exactly those pending after it. (One caveat: when the caller
+/// process-directed, are exactly those pending after it. (Two caveats: when the caller
 /// already blocks SIGPIPE and one is pending, telling a thread-directed one from a
 /// process-directed one needs /proc/thread-self/status; without /proc the call's own
-/// SIGPIPE may stay pending in that case, never the caller's lost.)
+/// SIGPIPE may stay pending in that case. And a SIGPIPE another thread sends to this
+/// thread while the write runs merges with the write's own (standard signals do not
+/// queue) and is consumed with it.)
 ///
 /// Memory: `buffer` points to `n` readable bytes (an invalid pointer gives EFAULT from the
 /// kernel).

@@ -200,6 +200,12 @@ pub unsafe extern "C" fn resock_reader_readline(
     done: *mut size_t,
 ) -> ssize_t {
     boundary(|| {
+        // An empty string on every error, as promised — also one found before the reader
+        // is reached (bad opts, NULL reader).
+        if !buf.is_null() && maxlen > 0 {
+            // SAFETY: non-NULL; the caller vouches for maxlen >= 1 bytes.
+            unsafe { buf.cast::<u8>().write(0) };
+        }
         // SAFETY: forwarded contract.
         unsafe {
             with_opts(opts, done, |opts| {
@@ -208,10 +214,6 @@ pub unsafe extern "C" fn resock_reader_readline(
                         return Err(Error::InvalidInput("NULL buffer"));
                     }
                     check_buffer(buf, maxlen)?;
-                    if maxlen > 0 {
-                        // An empty string on every error, as promised.
-                        buf.cast::<u8>().write(0);
-                    }
                     if maxlen < 2 {
                         return Err(Error::InvalidInput("maxlen below 2"));
                     }
