@@ -4,71 +4,24 @@
 //! tests are attacks that broke nothing. One test at a time (`SERIAL`):
 //! some count this process's fds and CPU time, one arms a global pause point.
 
+#[path = "common/line_server.rs"]
+mod line_server;
 #[path = "common/skip.rs"]
 mod skip;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use line_server::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use resock::io::{Line, LineEnd, Opts, read_line, write_full};
+use resock::io::{Opts, read_line, write_full};
 use resock::server::{AtCap, Server, ServerConfig};
-
-const LIVENESS: Duration = Duration::from_secs(20);
-
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
-
-fn local() -> ServerConfig {
-    ServerConfig::new(Some("127.0.0.1"), "0")
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIVENESS;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(ms(2));
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(LIVENESS)).unwrap();
-    s
-}
-
-fn closed_by_server(s: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 64];
-    loop {
-        match s.read(&mut byte) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-fn read_request(fd: impl AsFd, buf: &mut [u8]) -> Option<usize> {
-    match read_line(fd, buf, &Opts::default()) {
-        Ok(Line {
-            len,
-            end: LineEnd::Newline,
-        }) => Some(len),
-        _ => None,
-    }
-}
 
 /// The per-request line echo of tests/server_hostile.rs: "close" closes, EOF or an error
 /// closes, anything else is echoed and kept.

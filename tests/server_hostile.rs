@@ -4,63 +4,24 @@
 //!
 //! One test at a time (`SERIAL`): several count this process's threads and fds.
 
+#[path = "common/line_server.rs"]
+mod line_server;
 #[path = "common/skip.rs"]
 mod skip;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use line_server::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use resock::io::{Line, LineEnd, Opts, read_full, read_line, write_full};
+use resock::io::{Opts, read_full, read_line, write_full};
 use resock::server::{AcceptStats, AtCap, Server, ServerConfig};
-
-/// Generous: every wait below is for something that takes milliseconds when it works.
-const LIVENESS: Duration = Duration::from_secs(20);
-
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
-
-fn local() -> ServerConfig {
-    ServerConfig::new(Some("127.0.0.1"), "0")
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIVENESS;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(ms(2));
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(LIVENESS)).unwrap();
-    s
-}
-
-/// True once the server has closed `s` (EOF or a reset), within LIVENESS.
-fn closed_by_server(s: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 64];
-    loop {
-        match s.read(&mut byte) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
 
 /// Raises RLIMIT_NOFILE's soft limit to the hard one; false (with the reason printed) if
 /// that still leaves fewer than `need` fds.
@@ -82,18 +43,6 @@ fn enough_fds(need: u64) -> bool {
         return false;
     }
     true
-}
-
-/// One request line from `fd` (its newline included), or None at EOF, on an error, or for
-/// a line too long for `buf`.
-fn read_request(fd: impl AsFd, buf: &mut [u8]) -> Option<usize> {
-    match read_line(fd, buf, &Opts::default()) {
-        Ok(Line {
-            len,
-            end: LineEnd::Newline,
-        }) => Some(len),
-        _ => None,
-    }
 }
 
 /// A per-request line echo: answers each line with "echo: LINE"; "close" closes; a line
