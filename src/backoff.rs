@@ -36,7 +36,7 @@ pub struct BackoffConfig {
 }
 
 impl Default for BackoffConfig {
-    /// DESIGN §5: 100 ms doubling to 30 s, jitter 0.5, stable after 2 s.
+    /// The defaults: 100 ms doubling to 30 s, jitter 0.5, stable after 2 s.
     fn default() -> Self {
         BackoffConfig {
             initial: Duration::from_millis(100),

@@ -146,7 +146,7 @@ pub struct DialConfig {
 }
 
 impl DialConfig {
-    /// The defaults of DESIGN §5 for `host`:`port`: connect timeout 10 s, backoff 100 ms
+    /// The defaults for `host`:`port`: connect timeout 10 s, backoff 100 ms
     /// doubling to 30 s with jitter 0.5, stable after 2 s, TCP_NODELAY, keepalive 15/5/3,
     /// TCP_USER_TIMEOUT 30 s.
     pub fn new(host: &str, port: &str) -> Self {
