@@ -118,8 +118,9 @@ const _: () = assert!(RESOCK_REQUEST_KEEP != RESOCK_REQUEST_CLOSE);
 /// resock_server_start; resock_server_stop, resock_server_join, resock_server_stats and
 /// resock_server_port may be called from any thread and from handlers. STOPPED after
 /// resock_server_stop (any thread, a handler too): the loop ends at once, even while it
-/// waits at max_connections, and closes the listener (resock_server_run returns 0);
-/// running handlers go on. resock_server_join waits for the loop wherever it runs, then up
+/// waits at max_connections, and closes the listener and every parked connection
+/// (resock_server_run returns 0); running handlers go on, and a request handler's
+/// RESOCK_REQUEST_KEEP then closes its connection. resock_server_join waits for the loop wherever it runs, then up
 /// to a grace period for handlers; when it returns 0 no handler runs and no thread of the
 /// server is left. resock_server_free stops the server, waits for the accept loop (also one
 /// in resock_server_run on another thread) and gives up the caller's reference; handlers
