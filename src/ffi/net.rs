@@ -37,9 +37,16 @@ fn port_or_empty<'a>(host: &str, port: Option<&'a str>) -> Result<&'a str, Error
 /// kernel's own limit, about two minutes for an unanswered SYN). A black-holed first
 /// address costs 250 ms, not the whole timeout.
 ///
+/// With a timeout, a name (not an IP literal) is resolved on a helper thread, so the
+/// timeout bounds the resolve too; a resolve that runs out of time is abandoned and
+/// finishes on its own. At most 16 such abandoned resolves may be stuck in the process at
+/// once (an unresponsive DNS server); past that, resolving fails with EAGAIN until they
+/// finish, rather than piling up threads.
+///
 /// Errors: ECONNREFUSED (nothing listens), ETIMEDOUT (the time ran out), EHOSTUNREACH
-/// (unreachable, or the name does not resolve), EINVAL (NULL host, NULL port for TCP,
-/// timeout_ms 0 or below -1, a port that is not a number or service).
+/// (unreachable, or the name does not resolve), EAGAIN (a temporary resolver failure, or
+/// the 16 stuck resolves above), EINVAL (NULL host, NULL port for TCP, timeout_ms 0 or
+/// below -1, a port that is not a number or service).
 ///
 /// # Safety
 /// `host` and `port` are NULL or NUL-terminated strings.
