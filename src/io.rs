@@ -47,8 +47,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::cell::Cell;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Partial};
@@ -278,6 +280,39 @@ pub fn reset_syscall_counts() {
 /// The first pause after a readiness report that the next syscall contradicted (EAGAIN);
 /// it doubles up to [`BACKOFF_MAX`], so no input can make a call spin.
 const BACKOFF_MIN: Duration = Duration::from_micros(50);
+
+thread_local! {
+    /// An fd whose first read timeout (SO_RCVTIMEO expired) this thread counts, and where:
+    /// the server sets it around a handler, so a silent client shows in its stats.
+    static READ_TIMEOUT_WATCH: Cell<Option<(RawFd, *const AtomicU64)>> = const { Cell::new(None) };
+}
+
+/// Counts, once, a read of `fd` on this thread that fails because the socket's
+/// SO_RCVTIMEO expired, into `counter`, until the returned guard is dropped.
+pub(crate) fn watch_read_timeout(fd: RawFd, counter: &AtomicU64) -> ReadTimeoutWatch<'_> {
+    READ_TIMEOUT_WATCH.with(|w| w.set(Some((fd, counter))));
+    ReadTimeoutWatch(std::marker::PhantomData)
+}
+
+/// Ends a [`watch_read_timeout`] (the counter it names must outlive the watch).
+pub(crate) struct ReadTimeoutWatch<'a>(std::marker::PhantomData<&'a AtomicU64>);
+
+impl Drop for ReadTimeoutWatch<'_> {
+    fn drop(&mut self) {
+        READ_TIMEOUT_WATCH.with(|w| w.set(None));
+    }
+}
+
+/// A read of `fd` timed out (SO_RCVTIMEO): count it if this thread watches `fd`.
+fn note_read_timeout(fd: RawFd) {
+    if let Some((watched, counter)) = READ_TIMEOUT_WATCH.with(Cell::get)
+        && watched == fd
+    {
+        READ_TIMEOUT_WATCH.with(|w| w.set(None));
+        // SAFETY: the counter outlives the watch (ReadTimeoutWatch borrows it).
+        unsafe { &*counter }.fetch_add(1, Ordering::Relaxed);
+    }
+}
 /// The longest such pause: short enough that a call notices room or data within a few ms.
 const BACKOFF_MAX: Duration = Duration::from_millis(4);
 
@@ -429,6 +464,9 @@ impl<'a> Waiter<'a> {
                 } else {
                     // A blocking syscall only says EAGAIN when the caller's SO_RCVTIMEO or
                     // SO_SNDTIMEO expired: that is their timeout, never poll past it.
+                    if events == libc::POLLIN {
+                        note_read_timeout(self.fd);
+                    }
                     Err(Error::from_errno(errnum))
                 }
             }

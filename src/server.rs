@@ -65,6 +65,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -95,7 +96,9 @@ pub struct AcceptStats {
     pub accept_errors: u64,
     /// Handler threads that could not be created (EAGAIN: RLIMIT_NPROC or memory).
     pub spawn_failures: u64,
-    /// Connections closed for `idle_timeout`: parked idle that long (per-request mode).
+    /// Clients idle for `idle_timeout`: per request, parked connections closed after idling
+    /// that long; per connection, handlers whose read through resock's calls timed out
+    /// (SO_RCVTIMEO), counted once per connection.
     pub idle_closed: u64,
     /// Connections closed at once because their peer address had `max_per_peer` already.
     pub per_peer_rejected: u64,
@@ -332,6 +335,9 @@ struct Shared {
     serve: Serve,
     /// Signalled once by `stop`, never drained: the accept loop's poll sees it.
     stop_wake: Wake,
+    /// Thread per connection: handlers whose read of their client timed out
+    /// (`idle_timeout`), counted by the I/O layer (see [`serve_connection`]).
+    idle_timeouts: AtomicU64,
     pool: Mutex<PoolState>,
     /// Signalled when a job is queued or the server stops (for idle workers).
     job_ready: Condvar,
@@ -429,6 +435,7 @@ impl Server {
                 config,
                 serve,
                 stop_wake: Wake::new()?,
+                idle_timeouts: AtomicU64::new(0),
                 pool: Mutex::new(PoolState::default()),
                 job_ready: Condvar::new(),
                 changed: Condvar::new(),
@@ -562,6 +569,7 @@ impl Server {
         AcceptStats {
             active: pool.active as u64,
             parked: pool.parked.len() as u64,
+            idle_closed: pool.stats.idle_closed + self.shared.idle_timeouts.load(Ordering::Relaxed),
             ..pool.stats
         }
     }
@@ -920,6 +928,12 @@ fn next_job(shared: &Shared) -> Option<Job> {
 fn serve_connection(shared: &Shared, handler: &dyn Handler, job: Job) {
     let Job { fd, peer, .. } = job;
     let ip = peer.as_socket().map(|a| a.ip());
+    // A handler's read that meets SO_RCVTIMEO (idle_timeout) counts its client as idle,
+    // once, if the handler reads through resock's calls.
+    let _watch = shared
+        .config
+        .idle_timeout
+        .map(|_| crate::io::watch_read_timeout(fd.as_raw_fd(), &shared.idle_timeouts));
     // A panicking handler is contained: unwinding dropped (closed) its fd.
     if catch_unwind(AssertUnwindSafe(|| handler.handle(fd, peer))).is_err() {
         log(

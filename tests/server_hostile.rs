@@ -177,7 +177,9 @@ fn the_idle_timeout_frees_the_thread_of_a_silent_or_slowloris_client() {
         "slowloris closed after {:?} (idle timeout 300 ms)",
         started.elapsed()
     );
-    assert_eq!(stop(&server).active, 0);
+    let stats = stop(&server);
+    assert_eq!(stats.active, 0);
+    assert_eq!(stats.idle_closed, 2, "both idle clients counted: {stats:?}");
 }
 
 fn per_peer_cap(server: &Server, port: u16) {

@@ -69,7 +69,8 @@ pub struct resock_server_config {
     pub defer_accept_s: c_int,
     /// SO_RCVTIMEO on accepted sockets, ms (0: none): a handler's read that waits this
     /// long for a byte fails with -1/EAGAIN, so a client silent that long (a slowloris
-    /// pausing longer between bytes) frees its thread. It bounds each wait, not a whole
+    /// pausing longer between bytes) frees its thread; the first such read of a connection
+    /// through resock's calls is counted in idle_closed. It bounds each wait, not a whole
     /// request: a client dripping bytes faster is not idle (cap those with max_per_peer).
     /// With request_handler, also how long a connection may stay parked (then it is closed
     /// and counted in idle_closed).
