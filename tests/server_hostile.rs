@@ -504,6 +504,8 @@ fn a_blocked_request_handler_holds_one_pool_thread_only() {
     for (i, s) in others.iter_mut().enumerate() {
         assert_eq!(request(s, &format!("{i}\n")), format!("{i}\n"));
     }
+    // The last reply leaves before its handler returns: wait for the blocked one alone.
+    wait_for("only the blocked handler", || server.stats().active == 1);
     server.stop();
     assert_eq!(server.join(ms(0)).unwrap(), 1, "the blocked handler runs");
     drop(tx);
